@@ -1,0 +1,1 @@
+"""Model code: tokenizers, networks, training, evaluation and TorchScript export."""

@@ -1,0 +1,1 @@
+"""SST-2 sentiment: a bidirectional LSTM classifier."""

@@ -1,0 +1,44 @@
+"""TorchScript save/load, the serving format.
+
+PyTorch 2.13 marks ``torch.jit`` deprecated in favour of ``torch.export``. We keep
+TorchScript on purpose: the translator's batched beam search is data-dependent
+control flow (a loop that stops when every hypothesis has ended), which
+``torch.jit.script`` compiles into the artifact and ``torch.export`` does not, and
+a ``.pt`` program loads without the model's Python code. The deprecation warning
+is therefore silenced here, in the one place we call ``torch.jit``, instead of
+being shown to every user of the service.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+        yield
+
+
+def script(module: torch.nn.Module) -> torch.jit.ScriptModule:
+    with _quiet():
+        return torch.jit.script(module)  # type: ignore[no-any-return]
+
+
+def save(program: torch.jit.ScriptModule, path: str | Path, extra_files: dict[str, str]) -> None:
+    with _quiet():
+        torch.jit.save(program, str(path), _extra_files=extra_files)
+
+
+def load(path: str | Path, extra_files: list[str], device: str = "cpu") -> tuple[torch.jit.ScriptModule, dict[str, bytes]]:
+    """Load a program and the named extra files stored inside it."""
+    files: dict[str, bytes | str] = {name: "" for name in extra_files}
+    with _quiet():
+        program = torch.jit.load(str(path), map_location=device, _extra_files=files)
+    return program, {k: v if isinstance(v, bytes) else v.encode() for k, v in files.items()}

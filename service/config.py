@@ -1,0 +1,78 @@
+"""All service settings, read once from environment variables. Defaults are documented in README.md.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| PORT | 3000 | HTTP port (`make serve`, the image) |
+| SENTIMENT_ARTIFACT | models/artifacts/sentiment-bilstm.pt | TorchScript sentiment program |
+| DEVICE | auto | `auto` (CUDA when available, else CPU), `cpu`, `cuda`, `cuda:1` |
+| WORKERS | 1 | BentoML worker processes |
+| TORCH_THREADS | cores / WORKERS | intra-op threads per worker |
+| MAX_TEXTS | 64 | texts per request |
+| MAX_TEXT_CHARS | 2000 | characters per text |
+| MAX_BODY_BYTES | 1048576 | request body size (413 above) |
+| MAX_BATCH_SIZE | 128 | texts per model batch (adaptive batching ceiling) |
+| MAX_LATENCY_MS | 2000 | batching latency budget; queued work older than this is shed (503) |
+| MAX_IN_FLIGHT | 256 | requests admitted per worker at once; more get 429 |
+| REQUEST_TIMEOUT_S | 30 | per-request deadline |
+| RETRY_AFTER_S | 1 | the `Retry-After` sent with 429/503 |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.manifest import ARTIFACTS_DIR
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"environment variable {name}={raw!r} is not an integer") from None
+    if value < 1:
+        raise SystemExit(f"environment variable {name}={raw!r} must be >= 1")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int
+    sentiment_artifact: Path
+    device: str
+    workers: int
+    torch_threads: int
+    max_texts: int
+    max_text_chars: int
+    max_body_bytes: int
+    max_batch_size: int
+    max_latency_ms: int
+    max_in_flight: int
+    request_timeout_s: int
+    retry_after_s: int
+
+
+def load_settings() -> Settings:
+    workers = _int("WORKERS", 1)
+    return Settings(
+        port=_int("PORT", 3000),
+        sentiment_artifact=Path(os.environ.get("SENTIMENT_ARTIFACT") or ARTIFACTS_DIR / "sentiment-bilstm.pt"),
+        device=os.environ.get("DEVICE", "auto").strip() or "auto",
+        workers=workers,
+        torch_threads=_int("TORCH_THREADS", max(1, (os.cpu_count() or 1) // workers)),
+        max_texts=_int("MAX_TEXTS", 64),
+        max_text_chars=_int("MAX_TEXT_CHARS", 2000),
+        max_body_bytes=_int("MAX_BODY_BYTES", 1 << 20),
+        max_batch_size=_int("MAX_BATCH_SIZE", 128),
+        max_latency_ms=_int("MAX_LATENCY_MS", 2000),
+        max_in_flight=_int("MAX_IN_FLIGHT", 256),
+        request_timeout_s=_int("REQUEST_TIMEOUT_S", 30),
+        retry_after_s=_int("RETRY_AFTER_S", 1),
+    )
+
+
+settings = load_settings()
