@@ -16,22 +16,21 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import torch
-
 from models import torchscript
 from models.manifest import ARTIFACTS_DIR, record
 from models.sentiment.data import LABELS
 from models.sentiment.evaluate import dev_accuracy
 from models.sentiment.model import BiLSTMClassifier, BiLSTMConfig
 from models.sentiment.tokenizer import Vocab
+from models.training import load_checkpoint as read_checkpoint
 
 NAME = "sentiment-bilstm"
 VERSION = "1.0.0"
 
 
-def load_checkpoint(path: str | Path) -> tuple[BiLSTMClassifier, Vocab, BiLSTMConfig]:
+def load_trained(path: str | Path) -> tuple[BiLSTMClassifier, Vocab, BiLSTMConfig]:
     """A training checkpoint (tensors and plain data only: loads with ``weights_only=True``)."""
-    ck = torch.load(path, weights_only=True)
+    ck = read_checkpoint(Path(path))
     cfg = BiLSTMConfig(**ck["config"])
     model = BiLSTMClassifier(cfg)
     model.load_state_dict(ck["model"])
@@ -51,7 +50,7 @@ def main() -> None:
     ap.add_argument("--notes", default="", help="how it was trained, recorded in the metadata")
     args = ap.parse_args()
 
-    model, vocab, cfg = load_checkpoint(args.checkpoint)
+    model, vocab, cfg = load_trained(args.checkpoint)
     meta: dict[str, object] = {
         "name": NAME,
         "task": "sentiment",

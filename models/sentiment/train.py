@@ -34,17 +34,7 @@ from models.sentiment.data import read_split
 from models.sentiment.glove import glove_matrix, glove_words
 from models.sentiment.model import BiLSTMClassifier, BiLSTMConfig, pad_batch
 from models.sentiment.tokenizer import Vocab, tokenize
-
-
-def batches_by_length(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of similar-length examples (less padding, same randomness per epoch seed)."""
-    idx = list(range(len(lengths)))
-    rng.shuffle(idx)
-    pool = 50 * batch_size
-    chunks = [sorted(idx[i : i + pool], key=lambda j: lengths[j]) for i in range(0, len(idx), pool)]
-    out = [c[i : i + batch_size] for c in chunks for i in range(0, len(c), batch_size)]
-    rng.shuffle(out)
-    return out
+from models.training import batches_by_length, load_checkpoint, save_checkpoint
 
 
 @torch.no_grad()
@@ -127,16 +117,14 @@ def main() -> None:
     state: dict[str, Any] = {"epoch": 0, "batch": 0, "best_acc": 0.0, "bad_epochs": 0, "history": []}
     last = out / "last.pt"
     if last.exists():
-        ck = torch.load(last, weights_only=True)
+        ck = load_checkpoint(last)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
         print(f"resumed from {last}: epoch {state['epoch'] + 1}, batch {state['batch']}", flush=True)
 
     def save(path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "config": cfg.to_dict(), "vocab": vocab.itos}, tmp)
-        tmp.replace(path)  # atomic: an interrupted save never corrupts the checkpoint
+        save_checkpoint(path, {"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "config": cfg.to_dict(), "vocab": vocab.itos})
 
     lengths = [len(s) for s in seqs]
     total_batches = math.ceil(len(seqs) / args.batch_size)

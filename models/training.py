@@ -1,0 +1,33 @@
+"""Pieces every training command shares: length-bucketed batches and atomic, resumable checkpoints."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def batches_by_length(lengths: list[int], batch_size: int, rng: random.Random, pool_batches: int = 50) -> list[list[int]]:
+    """Shuffled batches of similar-length examples: shuffle, sort within pools of ``pool_batches`` batches, shuffle batches."""
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    pool = pool_batches * batch_size
+    chunks = [sorted(idx[i : i + pool], key=lambda j: lengths[j]) for i in range(0, len(idx), pool)]
+    out = [c[i : i + batch_size] for c in chunks for i in range(0, len(c), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically: an interrupted save never leaves a broken checkpoint behind."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Checkpoints hold tensors and plain data only; nothing else is unpickled."""
+    data: dict[str, Any] = torch.load(path, weights_only=True)
+    return data

@@ -1,0 +1,1 @@
+"""Multi30k translation: an attention encoder-decoder LSTM, English -> German and French."""
