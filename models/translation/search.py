@@ -24,6 +24,8 @@ from models.translation.tokenizer import BOS, EOS, PAD, UNK
 
 
 class BeamSearch(nn.Module):
+    banned: torch.Tensor
+
     def __init__(self, model: Seq2Seq, banned: list[int], len_a: float = 1.5, len_b: int = 10, alpha: float = 1.0) -> None:
         super().__init__()
         self.model = model

@@ -93,7 +93,7 @@ def main() -> None:
         train = read_pairs(args.data_dir, "train", src_lang, tgt_lang)
         train = train[: args.limit] if args.limit else train
         for s, t in train:
-            src, tgt = tok.encode(s) + [EOS], [tok.lang_ids[tgt_lang], *tok.encode(t), EOS]
+            src, tgt = [*tok.encode(s), EOS], [tok.lang_ids[tgt_lang], *tok.encode(t), EOS]
             if len(src) <= args.max_tokens and len(tgt) <= args.max_tokens:
                 examples.append((src, tgt))
         v = read_pairs(args.data_dir, "val", src_lang, tgt_lang)
@@ -131,10 +131,11 @@ def main() -> None:
         bar = tqdm(total=total, initial=state["batch"], desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", mininterval=5)
         t_saved, loss_sum, n = time.monotonic(), 0.0, 0
         for b in batches[state["batch"] :]:
-            src, src_len = pad([examples[j][0] for j in b], "cpu")
-            tgt, _ = pad([examples[j][1] for j in b], "cpu")
-            logits = model(src, src_len, tgt[:, :-1])  # (B, T-1, V)
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1), ignore_index=PAD, label_smoothing=args.label_smoothing)
+            src_ids, src_len = pad([examples[j][0] for j in b], "cpu")
+            tgt_ids, _ = pad([examples[j][1] for j in b], "cpu")
+            logits = model(src_ids, src_len, tgt_ids[:, :-1])  # (B, T-1, V)
+            gold = tgt_ids[:, 1:].reshape(-1)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), gold, ignore_index=PAD, label_smoothing=args.label_smoothing)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -36,7 +36,7 @@ def translate(
     search: SearchFn, tok: SubwordTokenizer, texts: list[str], langs: list[str], beam_size: int, device: str = "cpu", alignment: bool = False
 ) -> list[Translation]:
     """Translate ``texts[i]`` into ``langs[i]`` in one call of ``search`` (one beam size for all)."""
-    src = [tok.encode(t)[:MAX_SOURCE_TOKENS] + [EOS] for t in texts]
+    src = [[*tok.encode(t)[:MAX_SOURCE_TOKENS], EOS] for t in texts]
     ids, lengths = pad(src, device)
     lang_ids = torch.tensor([tok.lang_ids[lang] for lang in langs], dtype=torch.long, device=device)
     out, out_len, scores, attn = search(ids, lengths, lang_ids, beam_size)
