@@ -31,7 +31,7 @@ def script(module: torch.nn.Module) -> torch.jit.ScriptModule:
         return torch.jit.script(module)  # type: ignore[no-any-return]
 
 
-def save(program: torch.jit.ScriptModule, path: str | Path, extra_files: dict[str, str]) -> None:
+def save(program: torch.jit.ScriptModule, path: str | Path, extra_files: dict[str, str | bytes]) -> None:
     with _quiet():
         torch.jit.save(program, str(path), _extra_files=extra_files)
 

@@ -4,6 +4,9 @@
 | --- | --- | --- |
 | PORT | 3000 | HTTP port (`make serve`, the image) |
 | SENTIMENT_ARTIFACT | models/artifacts/sentiment-bilstm.pt | TorchScript sentiment program |
+| TRANSLATION_ARTIFACT | models/artifacts/translator-lstm.pt | TorchScript translation program (all its pairs) |
+| DEFAULT_BEAM_SIZE | 4 | beam size when a request gives none (1 = greedy) |
+| MAX_BEAM_SIZE | 8 | largest beam a request may ask for |
 | DEVICE | auto | `auto` (CUDA when available, else CPU), `cpu`, `cuda`, `cuda:1` |
 | WORKERS | 1 | BentoML worker processes |
 | TORCH_THREADS | cores / WORKERS | intra-op threads per worker |
@@ -43,6 +46,9 @@ def _int(name: str, default: int) -> int:
 class Settings:
     port: int
     sentiment_artifact: Path
+    translation_artifact: Path
+    default_beam_size: int
+    max_beam_size: int
     device: str
     workers: int
     torch_threads: int
@@ -61,6 +67,9 @@ def load_settings() -> Settings:
     return Settings(
         port=_int("PORT", 3000),
         sentiment_artifact=Path(os.environ.get("SENTIMENT_ARTIFACT") or ARTIFACTS_DIR / "sentiment-bilstm.pt"),
+        translation_artifact=Path(os.environ.get("TRANSLATION_ARTIFACT") or ARTIFACTS_DIR / "translator-lstm.pt"),
+        default_beam_size=_int("DEFAULT_BEAM_SIZE", 4),
+        max_beam_size=_int("MAX_BEAM_SIZE", 8),
         device=os.environ.get("DEVICE", "auto").strip() or "auto",
         workers=workers,
         torch_threads=_int("TORCH_THREADS", max(1, (os.cpu_count() or 1) // workers)),

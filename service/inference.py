@@ -1,8 +1,10 @@
 """The Python API: the shipped models without HTTP or BentoML.
 
-    from service.inference import load_sentiment
+    from service.inference import load_sentiment, load_translator
     clf = load_sentiment()                  # the shipped artifact unless a path is given
     clf.predict(["great film"])             # -> the same objects as POST /sentiment
+    tr = load_translator("en", "de")
+    tr.translate(["A dog runs."], beam_size=4)   # -> the same objects as POST /translate
 
 The BentoML service is a thin layer over these classes, so a batch job, a
 notebook and the HTTP API give the same numbers.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,8 @@ from models.manifest import ARTIFACTS_DIR, sha256_of
 from models.manifest import verify as verify_artifact
 from models.sentiment.model import pad_batch
 from models.sentiment.tokenizer import Vocab, tokenize
+from models.translation.tokenizer import SubwordTokenizer
+from models.translation.translate import translate, translate_all
 
 MAX_TOKENS = 512  # a text longer than this (in words) is cut; MAX_TEXT_CHARS keeps requests well below
 
@@ -42,6 +46,7 @@ class BatchStats:
     tokens: list[int]  # per item, after truncation
     padded_tokens: int  # items x longest
     seconds: float
+    output_tokens: list[int] = field(default_factory=list)  # per item (translation)
 
     @property
     def padding_ratio(self) -> float:
@@ -109,3 +114,79 @@ def load_sentiment(path: str | Path | None = None, device: str | None = None, ve
     program, files = torchscript.load(path, ["vocab.json", "meta.json"], device)
     program.eval()
     return SentimentClassifier(program, Vocab.from_json(files["vocab.json"]), json.loads(files["meta.json"]), sha, device)
+
+
+class TranslationModel:
+    """A loaded translation program (one or more language pairs): encoder, decoder and beam search in one call."""
+
+    def __init__(self, program: torch.jit.ScriptModule, tok: SubwordTokenizer, meta: dict[str, Any], sha256: str, device: str) -> None:
+        self.program, self.tok, self.meta, self.sha256, self.device = program, tok, meta, sha256, device
+        self.pairs: list[tuple[str, str]] = [(s, t) for s, t in meta["pairs"]]
+
+    def supports(self, source: str, target: str) -> bool:
+        return (source, target) in self.pairs
+
+    def run(self, texts: list[str], targets: list[str], beam_size: int, alignment: bool = False) -> tuple[list[dict[str, Any]], BatchStats]:
+        """Translate ``texts[i]`` into ``targets[i]`` (one beam size) in one program call."""
+        start = time.perf_counter()
+        out = translate(self.program, self.tok, texts, targets, beam_size, self.device, alignment)
+        seconds = time.perf_counter() - start
+        results: list[dict[str, Any]] = []
+        for tr in out:
+            r: dict[str, Any] = {"translation": tr.text}
+            if alignment:
+                r["alignment"] = {"source_tokens": tr.source_tokens, "target_tokens": tr.target_tokens, "weights": tr.attention}
+            results.append(r)
+        src_lens = [len(tr.source_tokens) for tr in out]
+        stats = BatchStats(len(texts), src_lens, len(texts) * max(src_lens, default=0), seconds, [len(tr.target_tokens) for tr in out])
+        return results, stats
+
+    def translate_all(self, texts: list[str], target: str, beam_size: int) -> list[str]:
+        """Many sentences in length-sorted batches (evaluation)."""
+        return translate_all(self.program, self.tok, texts, target, beam_size, device=self.device)
+
+    def info(self) -> dict[str, Any]:
+        m = self.meta
+        return {
+            "name": m["name"],
+            "task": m["task"],
+            "version": m["version"],
+            "format": m["format"],
+            "sha256": self.sha256,
+            "parameters": m["parameters"],
+            "pairs": [{"source": s, "target": t} for s, t in self.pairs],
+            "created_at": m["created_at"],
+            "training_data": m["training_data"],
+            "scores": m["scores"],
+            "device": self.device,
+        }
+
+
+class Translator:
+    """A translation model bound to one language pair: the contract's ``load_translator(source, target)``."""
+
+    def __init__(self, model: TranslationModel, source: str, target: str) -> None:
+        self.model, self.source, self.target = model, source, target
+
+    def translate(self, texts: list[str], beam_size: int = 4) -> list[dict[str, Any]]:
+        """``[{"translation": str}]``, one per text, in order."""
+        texts = list(texts)
+        return self.model.run(texts, [self.target] * len(texts), beam_size)[0] if texts else []
+
+
+def load_translation_model(path: str | Path | None = None, device: str | None = None, verify: bool = True) -> TranslationModel:
+    """Load a translation artifact (default: the shipped one), checking its sha256 against the manifest first."""
+    path = Path(path) if path else ARTIFACTS_DIR / "translator-lstm.pt"
+    sha = verify_artifact(path) if verify else sha256_of(path)
+    device = resolve_device(device)
+    program, files = torchscript.load(path, ["spm.model", "meta.json"], device)
+    program.float().eval()  # weights are stored in fp16; decode in fp32
+    return TranslationModel(program, SubwordTokenizer(files["spm.model"]), json.loads(files["meta.json"]), sha, device)
+
+
+def load_translator(source: str = "en", target: str = "de", path: str | Path | None = None, device: str | None = None) -> Translator:
+    """The shipped translator for ``source`` -> ``target``; ValueError names the supported pairs otherwise."""
+    model = load_translation_model(path, device)
+    if not model.supports(source, target):
+        raise ValueError(f"unsupported language pair {source}->{target}; supported: {', '.join(f'{s}->{t}' for s, t in model.pairs)}")
+    return Translator(model, source, target)

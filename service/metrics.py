@@ -13,6 +13,7 @@ so nothing here imports it at module level.
 | lstm_batch_padding_ratio | histogram | model | padding share of the batch tensor |
 | lstm_batch_wait_seconds | histogram | model | time a request waited before its batch ran |
 | lstm_input_tokens | histogram | model | tokens per input text |
+| lstm_output_tokens | histogram | model | tokens per translation (with </s>) |
 | lstm_predictions_total | counter | model, label | sentiment predictions by label |
 | lstm_rejected_requests_total | counter | endpoint, reason | requests refused: invalid_request, body_too_large, overloaded, shed, timeout |
 """
@@ -38,6 +39,7 @@ class Metrics:
         self.batch_padding_ratio = Histogram("lstm_batch_padding_ratio", "Share of padding in the batch tensor", ["model"], buckets=_RATIO)
         self.batch_wait_seconds = Histogram("lstm_batch_wait_seconds", "Time a request waited before its batch ran", ["model"], buckets=_TIME)
         self.input_tokens = Histogram("lstm_input_tokens", "Tokens per input text", ["model"], buckets=_TOKENS)
+        self.output_tokens = Histogram("lstm_output_tokens", "Tokens per translation output", ["model"], buckets=_TOKENS)
         self.predictions = Counter("lstm_predictions", "Sentiment predictions by label", ["model", "label"])
         self.rejected = Counter("lstm_rejected_requests", "Requests refused, by reason", ["endpoint", "reason"])
 

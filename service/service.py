@@ -1,4 +1,4 @@
-"""The BentoML service: ``POST /sentiment`` with adaptive batching, plus ``GET /models``.
+"""The BentoML service: ``POST /sentiment`` and ``POST /translate`` with adaptive batching, plus ``GET /models``.
 
     bentoml serve service.service:LSTMService --port 3000     (what ``make serve`` runs)
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import bentoml
 import torch
@@ -20,15 +21,16 @@ from service import batching  # noqa: F401  (registers the batching container)
 from service.batching import Item
 from service.config import settings
 from service.http_guard import HTTPGuard
-from service.inference import SentimentClassifier, load_sentiment
+from service.inference import SentimentClassifier, TranslationModel, load_sentiment, load_translation_model
 from service.metrics import get_metrics
 from service.models_app import models_app
-from service.schemas import SentimentRequest, SentimentResult
+from service.schemas import SentimentRequest, SentimentResult, TranslateRequest, TranslateResult
 
 log = logging.getLogger("lstm_service")
-_loaded: list[SentimentClassifier] = []  # this worker's models, for GET /models
+_loaded: list[SentimentClassifier | TranslationModel] = []  # this worker's models, for GET /models
 
-WARMUP_TEXTS = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés", "ok"]
+WARMUP_SENTIMENT = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés", "ok"]
+WARMUP_TRANSLATE = "A man in a blue shirt is riding a bike."
 
 
 @bentoml.asgi_app(models_app(lambda: [m.info() for m in _loaded]), path="/")
@@ -45,13 +47,19 @@ class LSTMService:
         torch.set_num_threads(settings.torch_threads)
         self.metrics = get_metrics()
         self.sentiment_model = load_sentiment(settings.sentiment_artifact, settings.device)
-        for model in (self.sentiment_model,):
+        self.translation_model = load_translation_model(settings.translation_artifact, settings.device)
+        # Warm-up: the first calls of a TorchScript program run its profiling executor.
+        targets = [t for _, t in self.translation_model.pairs]
+        for _ in range(2):
+            self.sentiment_model.predict(WARMUP_SENTIMENT)
+            for beam in sorted({1, settings.default_beam_size}):
+                self.translation_model.run([WARMUP_TRANSLATE] * len(targets), targets, beam)
+        _loaded[:] = [self.sentiment_model, self.translation_model]
+        for model in _loaded:
             m = model.meta
             self.metrics.model_info.labels(m["name"], m["task"], m["version"], model.sha256, model.device).set(1)
-            model.predict(WARMUP_TEXTS)  # warm-up: first TorchScript calls run the profiling executor
-        _loaded[:] = [self.sentiment_model]
+            log.info("loaded %s %s on %s with %d threads", m["name"], m["version"], model.device, settings.torch_threads)
         self.ready = True
-        log.info("loaded %s on %s with %d threads", self.sentiment_model.meta["name"], self.sentiment_model.device, settings.torch_threads)
 
     def __is_ready__(self) -> bool:
         return getattr(self, "ready", False)
@@ -69,10 +77,33 @@ class LSTMService:
             self.metrics.predictions.labels(name, r["label"]).inc()
         return results  # type: ignore[return-value]
 
+    @bentoml.api(route="/translate", batchable=True, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms)
+    def translate(self, request: TranslateRequest, /) -> list[TranslateResult]:
+        """Translate each text from `source` into `target`, with beam search of width `beam_size` (1 = greedy)."""
+        items: list[Item] = request  # type: ignore[assignment]  # batched: the texts of many requests
+        start = time.perf_counter()
+        waits = {id(it.request): start - it.request._received for it in items}
+        name = self.translation_model.meta["name"]
+        results: list[Any] = [None] * len(items)
+        # One program call per beam size; pairs mix freely (each row carries its target-language token).
+        by_beam: dict[int, list[int]] = {}
+        for i, it in enumerate(items):
+            by_beam.setdefault(it.request.beam_size, []).append(i)  # type: ignore[attr-defined]
+        for beam, idx in sorted(by_beam.items()):
+            out, stats = self.translation_model.run([items[i].text for i in idx], [items[i].request.target for i in idx], beam)  # type: ignore[attr-defined]
+            for i, r in zip(idx, out, strict=True):
+                results[i] = r
+            self.metrics.observe_batch(name, stats, [])
+            for n in stats.output_tokens:
+                self.metrics.output_tokens.labels(name).observe(n)
+        for w in waits.values():
+            self.metrics.batch_wait_seconds.labels(name).observe(w)
+        return results
+
 
 LSTMService.add_asgi_middleware(  # type: ignore[attr-defined]  # the decorator returns a bentoml.Service
     HTTPGuard,
-    paths=("/sentiment",),
+    paths=("/sentiment", "/translate"),
     max_in_flight=settings.max_in_flight,
     max_body_bytes=settings.max_body_bytes,
     retry_after_s=settings.retry_after_s,

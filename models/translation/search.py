@@ -24,8 +24,6 @@ from models.translation.tokenizer import BOS, EOS, PAD, UNK
 
 
 class BeamSearch(nn.Module):
-    banned: torch.Tensor
-
     def __init__(self, model: Seq2Seq, banned: list[int], len_a: float = 1.5, len_b: int = 10, alpha: float = 1.0) -> None:
         super().__init__()
         self.model = model
@@ -33,7 +31,7 @@ class BeamSearch(nn.Module):
         self.len_b = len_b
         self.alpha = alpha
         self.pad_id, self.eos_id = PAD, EOS  # module attributes: TorchScript cannot read Python globals
-        self.register_buffer("banned", torch.tensor(sorted({PAD, UNK, BOS, *banned}), dtype=torch.long), persistent=False)
+        self.banned_ids: list[int] = sorted({PAD, UNK, BOS, *banned})
 
     def forward(
         self, src: torch.Tensor, src_len: torch.Tensor, langs: torch.Tensor, beam_size: int
@@ -63,12 +61,13 @@ class BeamSearch(nn.Module):
         eos_row = torch.full_like(ended_row, float("-inf"))
         eos_row[self.eos_id] = 0.0
 
+        banned = torch.tensor(self.banned_ids, dtype=torch.long, device=src.device)
         steps = 0
         for t in range(T):
             d, (h, c) = self.model.decoder(self.model.embed(tokens[:, t : t + 1]), (h, c))
             logits, a = self.model.attend(d, memory, keys, mask)
             logp = torch.log_softmax(logits[:, 0].float(), dim=-1)  # (BK, V)
-            logp[:, self.banned] = float("-inf")
+            logp[:, banned] = float("-inf")
             logp = torch.where((t + 1 >= max_len)[:, None], eos_row[None, :], logp)
             logp = torch.where(finished[:, None], ended_row[None, :], logp)
             V = logp.size(1)

@@ -1,0 +1,58 @@
+"""BLEU of a translation artifact on Multi30k test_2016_flickr, through the serving Python API.
+
+    python -m models.translation.evaluate --data-dir ../shared/data/multi30k [--artifact PATH] [--beams 1 4]
+
+sacreBLEU on detokenized output, both cased (as-is) and ``lowercase=True`` (the
+convention of the published Multi30k results).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from models.translation.data import read_pairs
+
+
+def test_bleu(artifact: str | Path, data_dir: str | Path, beams: tuple[int, ...] = (1, 4), split: str = "test", verify: bool = False) -> list[dict[str, Any]]:
+    import sacrebleu
+
+    from service.inference import load_translation_model
+
+    tm = load_translation_model(artifact, verify=verify)
+    scores = []
+    for source, target in tm.pairs:
+        data = read_pairs(data_dir, split, source, target)
+        srcs, refs = [s for s, _ in data], [t for _, t in data]
+        for beam in beams:
+            hyps = tm.translate_all(srcs, target, beam)
+            for lowercase in (False, True):
+                value = sacrebleu.corpus_bleu(hyps, [refs], lowercase=lowercase).score
+                scores.append(
+                    {
+                        "dataset": "Multi30k",
+                        "split": "test_2016_flickr" if split == "test" else split,
+                        "pair": f"{source}-{target}",
+                        "metric": "bleu_lowercase" if lowercase else "bleu",
+                        "beam_size": beam,
+                        "value": round(value, 2),
+                    }
+                )
+                print(f"{source}->{target} beam {beam} {'lowercase' if lowercase else 'cased'}: BLEU {value:.2f}", flush=True)
+    return scores
+
+
+def main() -> None:
+    from models.manifest import ARTIFACTS_DIR
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--artifact", default=str(ARTIFACTS_DIR / "translator-lstm.pt"))
+    ap.add_argument("--beams", type=int, nargs="+", default=[1, 4])
+    args = ap.parse_args()
+    test_bleu(args.artifact, args.data_dir, tuple(args.beams), verify=True)
+
+
+if __name__ == "__main__":
+    main()
