@@ -47,6 +47,7 @@ class SubwordTokenizer:
             model_type="unigram",
             character_coverage=1.0,
             byte_fallback=True,
+            hard_vocab_limit=False,  # vocab_size is an upper bound (small corpora in tests)
             pad_id=PAD,
             unk_id=UNK,
             bos_id=BOS,

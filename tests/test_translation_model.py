@@ -1,0 +1,88 @@
+"""The translation model without data sets: a tiny model learns to reverse sequences in seconds, then decodes exactly."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models import torchscript
+from models.translation.model import Seq2Seq, Seq2SeqConfig
+from models.translation.search import BeamSearch
+from models.translation.tokenizer import EOS, PAD, SubwordTokenizer
+from models.translation.translate import pad
+
+LANG = 4  # plays the target-language token
+SYMBOLS = list(range(6, 16))
+
+
+def sample(rng: random.Random) -> list[int]:
+    return [rng.choice(SYMBOLS) for _ in range(rng.randint(2, 6))]
+
+
+@pytest.fixture(scope="module")
+def reverser() -> BeamSearch:
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    model = Seq2Seq(Seq2SeqConfig(vocab_size=16, embed_dim=32, enc_hidden=32, dec_hidden=64, dropout=0.0))
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    for _ in range(800):
+        seqs = [sample(rng) for _ in range(64)]
+        src, src_len = pad([[*s, EOS] for s in seqs], "cpu")
+        tgt, _ = pad([[LANG, *reversed(s), EOS] for s in seqs], "cpu")
+        logits = model(src, src_len, tgt[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, 16), tgt[:, 1:].reshape(-1), ignore_index=PAD)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return BeamSearch(model, banned=[LANG, 5]).eval()
+
+
+def decode(search: torch.nn.Module, seqs: list[list[int]], beam: int) -> list[list[int]]:
+    src, src_len = pad([[*s, EOS] for s in seqs], "cpu")
+    with torch.no_grad():
+        out, lengths, _, _ = search(src, src_len, torch.full((len(seqs),), LANG), beam)
+    return [out[i, : int(lengths[i])].tolist() for i in range(len(seqs))]
+
+
+TEST = [sample(random.Random(100 + i)) for i in range(24)]
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_learns_to_reverse_and_decodes_exactly(reverser: BeamSearch, beam: int) -> None:
+    assert decode(reverser, TEST, beam) == [[*reversed(s), EOS] for s in TEST]
+
+
+def test_scripted_program_gives_identical_ids(reverser: BeamSearch) -> None:
+    program = torchscript.script(reverser)
+    for beam in (1, 4):
+        assert decode(program, TEST, beam) == decode(reverser, TEST, beam)
+
+
+def test_a_batch_and_one_by_one_agree(reverser: BeamSearch) -> None:
+    batched = decode(reverser, TEST, 4)
+    assert [decode(reverser, [s], 4)[0] for s in TEST] == batched
+
+
+def test_output_is_bounded_by_source_length() -> None:
+    torch.manual_seed(1)
+    untrained = BeamSearch(Seq2Seq(Seq2SeqConfig(vocab_size=16, embed_dim=8, enc_hidden=8, dec_hidden=8)), banned=[LANG, 5], len_a=1.5, len_b=2).eval()
+    seqs = [[6, 7], [6, 7, 8, 9, 10, 11]]
+    for beam in (1, 4):
+        for s, out in zip(seqs, decode(untrained, seqs, beam), strict=True):
+            assert 1 <= len(out) <= int(1.5 * (len(s) + 1)) + 2
+            assert out[-1] == EOS and EOS not in out[:-1] and PAD not in out and LANG not in out
+
+
+def test_subword_round_trip_without_unknowns() -> None:
+    rng = random.Random(0)
+    words = ["A", "man", "dog", "runs", "in", "the", "park", "Ein", "Mann", "läuft", "Hund", "Un", "homme", "chien", "court", "à", "vélo"]
+    corpus = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 9))) + "." for _ in range(400)]
+    tok = SubwordTokenizer.train(corpus, vocab_size=400)
+    for text in ["A man runs in the park.", "Ein Hund läuft.", "Un chien court à vélo.", "Zebra 😀 Ω, 3.5%!"]:
+        ids = tok.encode(text)
+        assert 1 not in ids  # byte fallback: nothing is unknown
+        assert tok.decode(ids) == text
+    assert set(tok.lang_ids) == {"de", "fr"} and len(set(tok.lang_ids.values())) == 2
