@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 3000
 DATA   ?= ../shared/data
 
-.PHONY: serve test lint typecheck install install-test install-train train-teacher train-sentiment export-sentiment eval-sentiment bench clean
+.PHONY: serve test lint typecheck install install-test install-train train-teacher train-sentiment export-sentiment eval-sentiment train-translation export-translation eval-translation bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,9 +55,19 @@ export-sentiment: install-train
 eval-sentiment: install
 	$(BIN)/python -m models.sentiment.evaluate --data-dir $(DATA)/sst2
 
+## training, export, evaluation of the translator
+train-translation: install-train
+	$(BIN)/python -m models.translation.train --data-dir $(DATA)/multi30k --out runs/translation
+
+export-translation: install-train
+	$(BIN)/python -m models.translation.export --run runs/translation --data-dir $(DATA)/multi30k
+
+eval-translation: install-train
+	$(BIN)/python -m models.translation.evaluate --data-dir $(DATA)/multi30k
+
 ## bench: the benchmark behind the README's speed figures
 bench: install-test
-	$(BIN)/python -m loadtests.bench_sentiment
+	$(BIN)/python -m loadtests.bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
