@@ -31,3 +31,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Checkpoints hold tensors and plain data only; nothing else is unpickled."""
     data: dict[str, Any] = torch.load(path, weights_only=True)
     return data
+
+
+def resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, fresh: dict[str, Any]) -> dict[str, Any]:
+    """Load model and optimizer from ``path`` if it exists and return its training state; else ``fresh``."""
+    if not path.exists():
+        return fresh
+    ck = load_checkpoint(path)
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["opt"])
+    state: dict[str, Any] = ck["state"]
+    print(f"resumed from {path}: epoch {state['epoch'] + 1}, batch {state['batch']}", flush=True)
+    return state

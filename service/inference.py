@@ -53,6 +53,12 @@ class BatchStats:
         return 1.0 - sum(self.tokens) / self.padded_tokens if self.padded_tokens else 0.0
 
 
+def model_info(meta: dict[str, Any], sha256: str, device: str, **extra: Any) -> dict[str, Any]:
+    """What ``GET /models`` says about a loaded artifact: its metadata, sha256 and device."""
+    keys = ("name", "task", "version", "format", "parameters", "created_at", "training_data", "scores")
+    return {**{k: meta[k] for k in keys}, "sha256": sha256, "device": device, **extra}
+
+
 class SentimentClassifier:
     """A loaded sentiment program: texts in, label and probabilities out."""
 
@@ -90,20 +96,7 @@ class SentimentClassifier:
 
     def info(self) -> dict[str, Any]:
         """What ``GET /models`` says about this model."""
-        m = self.meta
-        return {
-            "name": m["name"],
-            "task": m["task"],
-            "version": m["version"],
-            "format": m["format"],
-            "sha256": self.sha256,
-            "parameters": m["parameters"],
-            "labels": self.labels,
-            "created_at": m["created_at"],
-            "training_data": m["training_data"],
-            "scores": m["scores"],
-            "device": self.device,
-        }
+        return model_info(self.meta, self.sha256, self.device, labels=self.labels)
 
 
 def load_sentiment(path: str | Path | None = None, device: str | None = None, verify: bool = True) -> SentimentClassifier:
@@ -146,20 +139,8 @@ class TranslationModel:
         return translate_all(self.program, self.tok, texts, target, beam_size, device=self.device)
 
     def info(self) -> dict[str, Any]:
-        m = self.meta
-        return {
-            "name": m["name"],
-            "task": m["task"],
-            "version": m["version"],
-            "format": m["format"],
-            "sha256": self.sha256,
-            "parameters": m["parameters"],
-            "pairs": [{"source": s, "target": t} for s, t in self.pairs],
-            "created_at": m["created_at"],
-            "training_data": m["training_data"],
-            "scores": m["scores"],
-            "device": self.device,
-        }
+        """What ``GET /models`` says about this model."""
+        return model_info(self.meta, self.sha256, self.device, pairs=[{"source": s, "target": t} for s, t in self.pairs])
 
 
 class Translator:

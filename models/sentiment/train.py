@@ -23,7 +23,6 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +33,7 @@ from models.sentiment.data import read_split
 from models.sentiment.glove import glove_matrix, glove_words
 from models.sentiment.model import BiLSTMClassifier, BiLSTMConfig, pad_batch
 from models.sentiment.tokenizer import Vocab, tokenize
-from models.training import batches_by_length, load_checkpoint, save_checkpoint
+from models.training import batches_by_length, resume, save_checkpoint
 
 
 @torch.no_grad()
@@ -114,14 +113,8 @@ def main() -> None:
     dev_labels = [e.label for e in dev]
 
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    state: dict[str, Any] = {"epoch": 0, "batch": 0, "best_acc": 0.0, "bad_epochs": 0, "history": []}
     last = out / "last.pt"
-    if last.exists():
-        ck = load_checkpoint(last)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        state = ck["state"]
-        print(f"resumed from {last}: epoch {state['epoch'] + 1}, batch {state['batch']}", flush=True)
+    state = resume(last, model, opt, {"epoch": 0, "batch": 0, "best_acc": 0.0, "bad_epochs": 0, "history": []})
 
     def save(path: Path) -> None:
         save_checkpoint(path, {"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "config": cfg.to_dict(), "vocab": vocab.itos})

@@ -23,13 +23,12 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models.training import batches_by_length, load_checkpoint, save_checkpoint
+from models.training import batches_by_length, resume, save_checkpoint
 from models.translation.data import read_lines, read_pairs
 from models.translation.model import Seq2Seq, Seq2SeqConfig
 from models.translation.search import BeamSearch
@@ -107,14 +106,8 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{len(examples)} training pairs, vocab {len(tok)}, {n_params:,} parameters", flush=True)
 
-    state: dict[str, Any] = {"epoch": 0, "batch": 0, "best_bleu": -1.0, "bad_epochs": 0, "lr": args.lr, "history": []}
     last = out / "last.pt"
-    if last.exists():
-        ck = load_checkpoint(last)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        state = ck["state"]
-        print(f"resumed from {last}: epoch {state['epoch'] + 1}, batch {state['batch']}", flush=True)
+    state = resume(last, model, opt, {"epoch": 0, "batch": 0, "best_bleu": -1.0, "bad_epochs": 0, "lr": args.lr, "history": []})
 
     def save(path: Path) -> None:
         save_checkpoint(path, {"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "config": cfg.to_dict(), "pairs": args.pairs})
