@@ -17,6 +17,7 @@ from typing import Any
 import bentoml
 import torch
 
+from models.manifest import verify as verify_artifact
 from service import batching  # noqa: F401  (registers the batching container)
 from service.batching import Item
 from service.config import settings
@@ -27,6 +28,11 @@ from service.models_app import models_app
 from service.schemas import SentimentRequest, SentimentResult, TranslateRequest, TranslateResult
 
 log = logging.getLogger("lstm_service")
+
+# Fail fast: a missing, truncated or altered artifact stops `bentoml serve` here, with a message naming
+# the file and the expected sha256, before any worker starts (a worker failing in __init__ is restarted forever).
+for _artifact in (settings.sentiment_artifact, settings.translation_artifact):
+    verify_artifact(_artifact)
 _loaded: list[SentimentClassifier | TranslationModel] = []  # this worker's models, for GET /models
 
 WARMUP_SENTIMENT = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés", "ok"]

@@ -67,3 +67,22 @@ def test_shipped_dev_accuracy(data_dir: Path, clf) -> None:  # type: ignore[no-u
     recorded = clf.meta["scores"][0]["value"]
     assert acc == pytest.approx(recorded, abs=1e-4)  # the artifact's recorded score is what it scores
     assert acc >= 0.87
+
+
+def test_service_refuses_to_start_on_an_altered_artifact(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    copy = tmp_path / "sentiment-bilstm.pt"
+    shutil.copy(ARTIFACTS / "sentiment-bilstm.pt", copy)
+    shutil.copy(ARTIFACTS / "manifest.json", tmp_path / "manifest.json")
+    with copy.open("r+b") as f:
+        f.seek(1000)
+        f.write(b"tampered")
+    env = {"SENTIMENT_ARTIFACT": str(copy), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "bentoml", "serve", "service.service:LSTMService", "--port", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert f"artifact {copy} does not match" in proc.stderr and "expected sha256" in proc.stderr
