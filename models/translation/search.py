@@ -31,7 +31,7 @@ class BeamSearch(nn.Module):
         self.len_b = len_b
         self.alpha = alpha
         self.pad_id, self.eos_id = PAD, EOS  # module attributes: TorchScript cannot read Python globals
-        self.banned_ids: list[int] = sorted({PAD, UNK, BOS, *banned})
+        self.banned_ids = sorted({PAD, UNK, BOS, *banned})
 
     def forward(
         self, src: torch.Tensor, src_len: torch.Tensor, langs: torch.Tensor, beam_size: int
