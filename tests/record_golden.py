@@ -1,6 +1,6 @@
 """Re-record ``tests/golden_translations.json`` from the shipped artifact (run after exporting a new one).
 
-    .venv/bin/python -m tests.record_golden
+.venv/bin/python -m tests.record_golden
 """
 
 from __future__ import annotations
