@@ -57,7 +57,7 @@ def main() -> None:
         "weights_dtype": "float16",
         "decoding": {"len_a": search.len_a, "len_b": search.len_b, "length_penalty_alpha": search.alpha},
         "training_data": "Multi30k task 1 train (29,000 sentences per language)",
-        "training": {"epochs": ck["state"]["epoch"], "best_val_bleu_greedy": ck["state"]["best_bleu"]},
+        "training": {"epochs": len(ck["state"]["history"]), "best_val_bleu_greedy": round(ck["state"]["best_bleu"], 2)},
         "notes": args.notes,
         "scores": [],
     }
