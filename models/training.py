@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +45,27 @@ def resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, fresh
     state: dict[str, Any] = ck["state"]
     print(f"resumed from {path}: epoch {state['epoch'] + 1}, batch {state['batch']}", flush=True)
     return state
+
+
+def end_epoch(
+    state: dict[str, Any],
+    out: Path,
+    best_key: str,
+    score: float,
+    entry: dict[str, Any],
+    save: Callable[[Path], None],
+    on_plateau: Callable[[], None] | None = None,
+) -> None:
+    """Close an epoch: record ``entry``, keep ``best.pt`` when ``score`` beats ``state[best_key]`` (else count a bad
+    epoch and call ``on_plateau``), then write ``last.pt`` and ``metrics.json``."""
+    state["history"].append(entry)
+    if score > state[best_key]:
+        state[best_key], state["bad_epochs"] = score, 0
+        save(out / "best.pt")
+    else:
+        state["bad_epochs"] += 1
+        if on_plateau:
+            on_plateau()
+    state["epoch"], state["batch"] = state["epoch"] + 1, 0
+    save(out / "last.pt")
+    (out / "metrics.json").write_text(json.dumps({best_key: state[best_key], "history": state["history"]}, indent=2))

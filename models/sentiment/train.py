@@ -17,7 +17,6 @@ the per-epoch history. Checkpoints hold only tensors and plain data and load wit
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -33,7 +32,7 @@ from models.sentiment.data import read_split
 from models.sentiment.glove import glove_matrix, glove_words
 from models.sentiment.model import BiLSTMClassifier, BiLSTMConfig, pad_batch
 from models.sentiment.tokenizer import Vocab, tokenize
-from models.training import batches_by_length, resume, save_checkpoint
+from models.training import batches_by_length, end_epoch, resume, save_checkpoint
 
 
 @torch.no_grad()
@@ -152,15 +151,7 @@ def main() -> None:
                 t_saved = time.monotonic()
         bar.close()
         acc = accuracy(model, dev_seqs, dev_labels)
-        state["history"].append({"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "dev_accuracy": acc})
-        if acc > state["best_acc"]:
-            state["best_acc"], state["bad_epochs"] = acc, 0
-            save(out / "best.pt")
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"], state["batch"] = epoch + 1, 0
-        save(last)
-        (out / "metrics.json").write_text(json.dumps({"best_dev_accuracy": state["best_acc"], "history": state["history"]}, indent=2))
+        end_epoch(state, out, "best_acc", acc, {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "dev_accuracy": acc}, save)
         print(f"epoch {epoch + 1}: dev accuracy {acc:.4f} (best {state['best_acc']:.4f})", flush=True)
     print(f"done: best dev accuracy {state['best_acc']:.4f}; weights in {out / 'best.pt'}")
 

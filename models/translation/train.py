@@ -17,7 +17,6 @@ subword model (trained once, first).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -28,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models.training import batches_by_length, resume, save_checkpoint
+from models.training import batches_by_length, end_epoch, resume, save_checkpoint
 from models.translation.data import read_lines, read_pairs
 from models.translation.model import Seq2Seq, Seq2SeqConfig
 from models.translation.search import BeamSearch
@@ -148,16 +147,8 @@ def main() -> None:
             hyps = translate_all(search, tok, srcs, lang, beam_size=1)
             scores[lang] = bleu(hyps, refs)
         mean_bleu = sum(scores.values()) / len(scores)
-        state["history"].append({"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "val_bleu_greedy": scores, "lr": state["lr"]})
-        if mean_bleu > state["best_bleu"]:
-            state["best_bleu"], state["bad_epochs"] = mean_bleu, 0
-            save(out / "best.pt")
-        else:
-            state["bad_epochs"] += 1
-            state["lr"] *= 0.5  # halve on a plateau
-        state["epoch"], state["batch"] = epoch + 1, 0
-        save(last)
-        (out / "metrics.json").write_text(json.dumps({"best_val_bleu": state["best_bleu"], "history": state["history"]}, indent=2))
+        entry = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "val_bleu_greedy": scores, "lr": state["lr"]}
+        end_epoch(state, out, "best_bleu", mean_bleu, entry, save, on_plateau=lambda: state.update(lr=state["lr"] * 0.5))  # halve lr on a plateau
         print(f"epoch {epoch + 1}: train loss {loss_sum / max(n, 1):.3f}, val BLEU (greedy) {scores}", flush=True)
     print(f"done: best mean val BLEU {state['best_bleu']:.2f}; weights in {out / 'best.pt'}")
 
