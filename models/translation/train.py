@@ -12,6 +12,10 @@ Each epoch reports validation loss and greedy validation BLEU per pair
 and rerunning the same command continues from it. ``{out}/best.pt`` holds the
 best-BLEU weights, ``{out}/metrics.json`` the history, ``{out}/spm.model`` the
 subword model (trained once, first).
+
+``--init models/artifacts/translator-lstm.pt`` starts from an exported artifact's
+weights, configuration and subword model instead of from scratch (continued
+training; the fp16 weights are cast back to fp32).
 """
 
 from __future__ import annotations
@@ -51,6 +55,17 @@ def load_or_train_tokenizer(out: Path, data_dir: str, langs: list[str], vocab_si
     return tok
 
 
+def load_artifact(path: Path) -> tuple[dict[str, torch.Tensor], Seq2SeqConfig, bytes]:
+    """Weights (fp32), configuration and subword model of an exported translator."""
+    import json
+
+    from models import torchscript
+
+    program, files = torchscript.load(path, ["meta.json", "spm.model"])
+    config = json.loads(files["meta.json"])["config"]
+    return program.float().state_dict(), Seq2SeqConfig(**config), files["spm.model"]
+
+
 def build_model(tok: SubwordTokenizer, cfg: Seq2SeqConfig) -> tuple[Seq2Seq, BeamSearch]:
     model = Seq2Seq(cfg)
     return model, BeamSearch(model, banned=list(tok.lang_ids.values()))
@@ -76,6 +91,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--checkpoint-minutes", type=float, default=3.0)
     ap.add_argument("--limit", type=int, default=0, help="first N training pairs per language pair (smoke tests)")
+    ap.add_argument("--init", default="", help="start from this exported artifact's weights, config and subword model")
     ap.add_argument("--val-limit", type=int, default=0, help="first N validation sentences per pair")
     args = ap.parse_args()
 
@@ -83,6 +99,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pairs = [tuple(p.split("-")) for p in args.pairs]
+    init = load_artifact(Path(args.init)) if args.init else None
+    if init and not (out / "spm.model").exists():
+        (out / "spm.model").write_bytes(init[2])
     tok = load_or_train_tokenizer(out, args.data_dir, sorted({lang for p in pairs for lang in p}), args.vocab_size)
 
     examples: list[tuple[list[int], list[int]]] = []  # (source ids + </s>, <2xx> + target ids + </s>)
@@ -98,9 +117,12 @@ def main() -> None:
         v = v[: args.val_limit] if args.val_limit else v
         val[tgt_lang] = ([s for s, _ in v], [t for _, t in v])
 
-    cfg = Seq2SeqConfig(tok.__len__(), args.embed, args.enc_hidden, args.dec_hidden, args.dropout)
+    cfg = init[1] if init else Seq2SeqConfig(tok.__len__(), args.embed, args.enc_hidden, args.dec_hidden, args.dropout)
     torch.manual_seed(args.seed)
     model, search = build_model(tok, cfg)
+    if init:
+        search.load_state_dict(init[0])
+        print(f"initialised from {args.init}", flush=True)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{len(examples)} training pairs, vocab {len(tok)}, {n_params:,} parameters", flush=True)
