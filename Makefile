@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 3000
 DATA   ?= ../shared/data
 
-.PHONY: serve test lint typecheck install install-test install-train train-teacher train-sentiment export-sentiment eval-sentiment train-translation export-translation eval-translation bench clean
+.PHONY: install-system serve test lint typecheck install install-test install-train train-teacher train-sentiment export-sentiment eval-sentiment train-translation export-translation eval-translation bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+## Debian packages the tests run for real: Prometheus (+ promtool) and Chromium; skipped when present
+install-system:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v chromium >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium >/dev/null)
 
 $(VENV)/.installed-train: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[train]'
@@ -32,7 +37,7 @@ serve: install
 	PORT=$(PORT) $(BIN)/bentoml serve service.service:LSTMService --port $(PORT)
 
 ## test: lint, types and the whole test suite (what .ci/run calls)
-test: install-test lint typecheck
+test: install-test install-system lint typecheck
 	$(BIN)/python -m pytest -q
 
 lint: install-test
