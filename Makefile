@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 3000
 DATA   ?= ../shared/data
 
-.PHONY: install-system serve test lint typecheck install install-test install-train train-teacher train-sentiment export-sentiment eval-sentiment train-translation export-translation eval-translation bench clean
+.PHONY: install-system serve test lint typecheck install install-test install-train train-teacher train-sentiment export-sentiment eval-sentiment train-translation export-translation eval-translation bench bench-gpu loadtest clean up down dashboard-snapshot soak audit screenshot explain-overhead
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-## Debian packages the tests run for real: Prometheus (+ promtool) and Chromium; skipped when present
+## Debian packages the tests and the benchmark run for real: Prometheus (+ promtool), Chromium, wrk; skipped when present
 install-system:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v chromium >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium >/dev/null)
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v chromium >/dev/null && command -v wrk >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium wrk >/dev/null)
 
 $(VENV)/.installed-train: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[train]'
@@ -70,9 +70,60 @@ export-translation: install-train
 eval-translation: install-train
 	$(BIN)/python -m models.translation.evaluate --data-dir $(DATA)/multi30k
 
-## bench: the benchmark behind the README's speed figures
-bench: install-test
-	$(BIN)/python -m loadtests.bench
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[bench]'
+	touch $@
+
+## bench: the benchmark behind the README's speed figures (about 15 minutes; BENCH_ARGS=--quick: about 3) -> docs/benchmarks.md
+bench: $(VENV)/.installed-bench install-system
+	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
+
+## bench-gpu: the same on a GPU machine (DEVICE=cuda for every system) -> docs/benchmarks-gpu.md
+bench-gpu: $(VENV)/.installed-bench install-system
+	$(BIN)/python -m loadtests.bench --device cuda $(BENCH_ARGS)
+
+## loadtest: Locust, headless, against a running service at HOST; CSV + HTML report in RESULTS; exits 1 when an SLO of deploy/slo.yml is missed
+HOST       ?= http://localhost:$(PORT)
+USERS      ?= 32
+SPAWN_RATE ?= 8
+DURATION   ?= 60s
+USER_CLASS ?= MixedUser
+SHAPE      ?= none
+RESULTS    ?= loadtests/results
+loadtest: install-test
+	@mkdir -p $(RESULTS)
+	LOAD_SHAPE=$(SHAPE) $(BIN)/locust -f loadtests/locustfile.py $(USER_CLASS) --headless --host $(HOST) -u $(USERS) -r $(SPAWN_RATE) -t $(DURATION) \
+	  --csv $(RESULTS)/locust --html $(RESULTS)/locust.html --only-summary
+
+## up / down: the docker compose stack (service, Prometheus, Grafana: see docker-compose.yml); GPU=1 runs the CUDA image
+COMPOSE ?= docker compose
+up:
+	PORT=$(PORT) COMPOSE_PROFILES=$(if $(GPU),gpu,cpu) $(COMPOSE) up -d --build --wait
+	@echo "service http://localhost:$(PORT)  Prometheus http://localhost:9090  Grafana http://localhost:3001"
+
+down:
+	$(COMPOSE) --profile cpu --profile gpu down
+
+## dashboard-snapshot: the dashboard's key panels from a live service and Prometheus under load -> docs/dashboard.png
+dashboard-snapshot: install-test install-system
+	$(BIN)/python -m tools.dashboard_snapshot
+
+## soak: SOAK_DURATION seconds (default 1800 = 30 minutes) of ordinary load against a fresh server; fails on any error or RSS growth over 5% after warm-up
+SOAK_DURATION ?= 1800
+soak: install-test
+	$(BIN)/python -m loadtests.soak --duration $(SOAK_DURATION) --out test-artifacts/soak.json
+
+## audit: known vulnerabilities in the installed dependencies (pip-audit; needs PyPI's JSON API or OSV, so not part of make test)
+audit: install-test
+	$(BIN)/pip-audit --strict --skip-editable --local --desc on --progress-spinner off
+
+## screenshot: the playground in headless Chromium (the browser test) -> docs/playground.png
+screenshot: install-test install-system
+	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_ui.py -k screenshot
+
+## explain-overhead: plain requests before the explain/alignment flags (commit 002eb9b) against this tree, side by side (about 5 minutes)
+explain-overhead: install-test
+	$(BIN)/python -m loadtests.explain_overhead --out docs/explain_overhead.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

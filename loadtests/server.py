@@ -1,4 +1,8 @@
-"""Start and stop ``bentoml serve`` as a child process on a free port (used by tests and benchmarks)."""
+"""Start and stop servers as child processes on a free port (used by tests and benchmarks).
+
+``ServiceProcess`` is ``bentoml serve`` of this service; ``ServerProcess`` runs any
+command that serves HTTP on ``{port}`` (the benchmark's baselines).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,33 +27,49 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ServiceProcess:
-    """``bentoml serve service.service:LSTMService`` with extra environment (see ``service.config``)."""
+class ServerProcess:
+    """``cmd`` (``{port}`` replaced by a free port) in its own process group, ready once ``GET ready_path`` answers 200."""
 
-    def __init__(self, log: Path, **env: str) -> None:
+    def __init__(self, cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path = ROOT, ready_path: str = "/readyz") -> None:
         self.port = free_port()
         self.host = "127.0.0.1"
         self.url = f"http://{self.host}:{self.port}"
         self.log = log
+        self.ready_path = ready_path
         log.parent.mkdir(parents=True, exist_ok=True)
-        full_env = {**os.environ, "PORT": str(self.port), **env}
-        cmd = [sys.executable, "-m", "bentoml", "serve", "service.service:LSTMService", "--port", str(self.port), "--host", self.host]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        full_env = {**os.environ, "PORT": str(self.port), **(env or {})}
+        cmd = [part.replace("{port}", str(self.port)) for part in cmd]
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait_ready(self, timeout: float = 180.0) -> ServiceProcess:
+    def wait_ready(self, timeout: float = 180.0) -> ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as r:
+                with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=2) as r:
                     if r.status == 200:
                         return self
             except OSError:
                 pass
             time.sleep(0.3)
         self.stop()
-        raise TimeoutError(f"service not ready after {timeout}s:\n{self.log.read_text()[-4000:]}")
+        raise TimeoutError(f"server not ready after {timeout}s:\n{self.log.read_text()[-4000:]}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far by the server and all its live child processes."""
+        try:
+            procs = [root := psutil.Process(self.proc.pid), *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system
+        return total
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM the process group, SIGKILL after ``timeout``; returns the exit status."""
@@ -58,3 +81,31 @@ class ServiceProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         return self.proc.returncode
+
+
+class ServiceProcess(ServerProcess):
+    """``bentoml serve service.service:LSTMService`` with extra environment (see ``service.config``).
+
+    Each process gets its own ``BENTOML_HOME`` (a temporary folder, unless ``env``
+    names one): ``bentoml serve`` empties ``$BENTOML_HOME/prometheus_multiproc_dir``
+    when it starts, so two services sharing the default one would wipe each
+    other's metrics. ``root`` is the checkout to serve from (default: this one),
+    so a benchmark can compare the service of another working tree side by side.
+    """
+
+    def __init__(self, log: Path, root: Path | str = ROOT, **env: str) -> None:
+        self._home = None if "BENTOML_HOME" in env else tempfile.TemporaryDirectory(prefix="bentoml-home-")
+        if self._home is not None:
+            env["BENTOML_HOME"] = self._home.name
+        cmd = [sys.executable, "-m", "bentoml", "serve", "service.service:LSTMService", "--port", "{port}", "--host", "127.0.0.1"]
+        super().__init__(cmd, log, env, cwd=Path(root))
+
+    def wait_ready(self, timeout: float = 180.0) -> ServiceProcess:
+        super().wait_ready(timeout)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> int:
+        code = super().stop(timeout)
+        if self._home is not None:
+            self._home.cleanup()
+        return code

@@ -7,7 +7,9 @@ such requests by registering a data container for ``TextsRequest``:
 - batch size of a request = its number of texts (so ``max_batch_size`` counts texts),
 - a batch of requests becomes one flat list of :class:`Item` (a text plus the
   request it came from, for its options and arrival time),
-- a request can be split between two batches when it does not fit whole.
+- a request can be split between two batches when it does not fit whole,
+- a request abandoned while it waited (its client has gone, or its deadline
+  passed) contributes no texts.
 
 The API function receives the flat item list and returns one result per item;
 BentoML cuts the results back into per-request lists.
@@ -36,10 +38,12 @@ class TextsRequestContainer(DataContainer[TextsRequest, Any]):
 
     @classmethod
     def batches_to_batch(cls, batches: Sequence[TextsRequest], batch_dim: int = 0) -> tuple[list[Item], list[int]]:
-        items = [Item(text, req) for req in batches for text in req.texts]
+        # An abandoned request (client gone, deadline passed: see service.http_guard) contributes no texts and gets no results.
+        live = [[] if req._call.abandoned else req.texts for req in batches]
+        items = [Item(text, req) for req, texts in zip(batches, live, strict=True) for text in texts]
         indices = [0]
-        for req in batches:
-            indices.append(indices[-1] + len(req.texts))
+        for texts in live:
+            indices.append(indices[-1] + len(texts))
         return items, indices
 
     @classmethod

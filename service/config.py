@@ -16,8 +16,10 @@
 | MAX_BATCH_SIZE | 128 | texts per model batch (adaptive batching ceiling) |
 | MAX_LATENCY_MS | 2000 | batching latency budget; queued work older than this is shed (503) |
 | MAX_IN_FLIGHT | 256 | requests admitted per worker at once; more get 429 |
-| REQUEST_TIMEOUT_S | 30 | per-request deadline |
+| REQUEST_TIMEOUT_S | 25 | per-request deadline (504 after it); also bounds the drain on SIGTERM, so keep it under the termination grace period |
 | RETRY_AFTER_S | 1 | the `Retry-After` sent with 429/503 |
+| MAX_TRANSLATE_WORK | 32000 | characters of all texts times `beam_size`, per translate request (decoding time grows with both) |
+| MAX_EXPLAIN_TOKENS | 100 | sentiment tokens per request with `explain: true`, all texts together (the work grows as tokens squared) |
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class Settings:
     max_in_flight: int
     request_timeout_s: int
     retry_after_s: int
+    max_translate_work: int
+    max_explain_tokens: int
 
 
 def load_settings() -> Settings:
@@ -79,8 +83,10 @@ def load_settings() -> Settings:
         max_batch_size=_int("MAX_BATCH_SIZE", 128),
         max_latency_ms=_int("MAX_LATENCY_MS", 2000),
         max_in_flight=_int("MAX_IN_FLIGHT", 256),
-        request_timeout_s=_int("REQUEST_TIMEOUT_S", 30),
+        request_timeout_s=_int("REQUEST_TIMEOUT_S", 25),
         retry_after_s=_int("RETRY_AFTER_S", 1),
+        max_translate_work=_int("MAX_TRANSLATE_WORK", 32000),
+        max_explain_tokens=_int("MAX_EXPLAIN_TOKENS", 100),
     )
 
 

@@ -1,21 +1,31 @@
-"""ASGI middleware in front of the inference endpoints: admission, body limit, error bodies.
+"""ASGI middleware in front of the inference endpoints: admission, body limit, deadline, error bodies.
 
-- **Admission**: at most ``MAX_IN_FLIGHT`` requests per worker are inside the
-  endpoints at once; the next one is answered at once with 429 and
-  ``Retry-After``, instead of queueing without bound.
+- **Method**: only ``POST``; anything else is answered 405 with ``Allow: POST``.
 - **Content type**: the body must be JSON (``application/json``, or no
   ``Content-Type`` at all); anything else is answered 415.
 - **Body limit**: a body over ``MAX_BODY_BYTES`` (by ``Content-Length`` or as
   it streams in) is answered 413 before it is parsed.
+- **Admission**: at most ``MAX_IN_FLIGHT`` requests per worker are inside the
+  endpoints at once; the next one is answered at once with 429 and
+  ``Retry-After``, instead of queueing without bound.
+- **Deadline**: a request not answered within ``REQUEST_TIMEOUT_S`` is answered
+  504. A request whose client has gone (connection closed) or whose deadline
+  passed is marked *abandoned* (:class:`Call`): the batch it waits for skips
+  its texts (``service.batching``), so no model time is spent on an answer
+  nobody reads. A batch already running is not interrupted.
 - **Error bodies**: every 4xx/503 from an endpoint leaves as one JSON object
   ``{"error": "<field>: <what is wrong>", "detail": [...]}`` (BentoML answers
   validation errors with a generic sentence and some errors as a JSON list);
   429/503 carry ``Retry-After``. Each refusal is counted in
   ``lstm_rejected_requests_total{endpoint, reason}``.
+- **OpenAPI**: ``GET /docs.json`` documents these answers (:func:`document_errors`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import json
 from typing import Any
 
@@ -23,6 +33,25 @@ from service.metrics import get_metrics
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
+
+REASONS = {503: "shed", 429: "overloaded", 413: "body_too_large", 408: "timeout", 504: "timeout"}
+
+
+class Call:
+    """The guard's record of one admitted request; batches skip the texts of an abandoned one."""
+
+    __slots__ = ("abandoned",)
+
+    def __init__(self) -> None:
+        self.abandoned = False  # the client has gone, or the deadline passed and it was answered 504
+
+
+_current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar("lstm_call", default=None)
+
+
+def current_call() -> Call:
+    """The call being served in this task (a fresh one outside the guard, e.g. in the Python API)."""
+    return _current_call.get() or Call()
 
 
 def _json_response(status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> tuple[Message, Message]:  # type: ignore[assignment]
@@ -51,30 +80,42 @@ def error_message(status: int, body: Any) -> dict[str, Any]:
         return {"error": "; ".join(parts), "detail": detail}
     if status == 503:
         return {"error": "the service is overloaded and shed this request; retry after the Retry-After delay"}
-    return body
+    if not isinstance(body.get("error"), str):
+        return {"error": json.dumps(body)}
+    return {k: v for k, v in body.items() if k in ("error", "detail") and (k != "detail" or isinstance(v, list))}
 
 
 class HTTPGuard:
-    def __init__(self, app: Any, *, paths: tuple[str, ...], max_in_flight: int, max_body_bytes: int, retry_after_s: int) -> None:
+    def __init__(
+        self, app: Any, *, paths: tuple[str, ...], max_in_flight: int, max_body_bytes: int, retry_after_s: int, timeout_s: float, docs_path: str = "/docs.json"
+    ) -> None:
         self.app = app
         self.paths = paths
         self.max_in_flight = max_in_flight
         self.max_body_bytes = max_body_bytes
         self.retry_after = str(retry_after_s).encode()
+        self.timeout_s = timeout_s
+        self.docs_path = docs_path
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["path"] == self.docs_path and scope["method"] == "GET":
+            return await self.app(scope, receive, self._documenting(send))
+        if scope["path"] not in self.paths:
             return await self.app(scope, receive, send)
         endpoint = scope["path"]
         metrics = get_metrics()
 
-        async def refuse(status: int, reason: str, message: str, **extra: Any) -> None:
+        async def refuse(status: int, reason: str, message: str, headers: list[tuple[bytes, bytes]] = (), **extra: Any) -> None:  # type: ignore[assignment]
             metrics.rejected.labels(endpoint, reason).inc()
-            headers = [(b"retry-after", self.retry_after)] if status in (429, 503) else []
+            headers = [*headers, (b"retry-after", self.retry_after)] if status in (429, 503) else list(headers)
             for m in _json_response(status, {"error": message, **extra}, headers):
                 await send(m)
 
+        if scope["method"] != "POST":
+            return await refuse(405, "invalid_request", f"method {scope['method']} is not allowed; use POST", [(b"allow", b"POST")])
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
@@ -87,8 +128,11 @@ class HTTPGuard:
             message = f"too many requests in flight (limit {self.max_in_flight} per worker); retry later"
             return await refuse(429, "overloaded", message, limit=self.max_in_flight)
 
+        call = Call()
         received = 0
         too_large = False
+        body_done = asyncio.Event()
+        sent = {"start": False, "end": False}  # what has reached the client
 
         async def counted_receive() -> Message:
             nonlocal received, too_large
@@ -98,12 +142,19 @@ class HTTPGuard:
                 if received > self.max_body_bytes:
                     too_large = True
                     raise _BodyTooLarge
+                if not message.get("more_body"):
+                    body_done.set()
             return message
 
         error: dict[str, Any] = {}
 
+        async def forward(message: Message) -> None:
+            sent["start"] = True
+            sent["end"] = message["type"] == "http.response.body" and not message.get("more_body")
+            await send(message)
+
         async def guarded_send(message: Message) -> None:
-            if too_large:  # the 413 below replaces whatever the endpoint made of the cut-off body
+            if too_large or call.abandoned:  # the guard answers (413, 504), or nobody is listening any more
                 return
             if message["type"] == "http.response.start" and (400 <= message["status"] < 500 or message["status"] == 503):
                 error["start"], error["body"] = message, b""
@@ -117,23 +168,119 @@ class HTTPGuard:
                     parsed = json.loads(error["body"] or b"null")
                 except ValueError:
                     parsed = error["body"].decode(errors="replace")
-                reason = {503: "shed", 429: "overloaded", 413: "body_too_large", 408: "timeout"}.get(status, "invalid_request")
-                metrics.rejected.labels(endpoint, reason).inc()
+                metrics.rejected.labels(endpoint, REASONS.get(status, "invalid_request")).inc()
                 headers = [(b"retry-after", self.retry_after)] if status in (429, 503) else []
                 for m in _json_response(status, error_message(status, parsed), headers):
-                    await send(m)
+                    await forward(m)
                 return
-            await send(message)
+            await forward(message)
 
+        async def client_gone() -> None:
+            await body_done.wait()  # the endpoint has read the whole body: from now on receive() only reports a disconnect
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        token = _current_call.set(call)  # the endpoint's task copies this context: its request model keeps `call`
+        try:
+            task = asyncio.ensure_future(self.app(scope, counted_receive, guarded_send))
+        finally:
+            _current_call.reset(token)
+        task.add_done_callback(_retrieve)
+        watcher = asyncio.ensure_future(client_gone())
         self.in_flight += 1
         try:
-            await self.app(scope, counted_receive, guarded_send)
-        except _BodyTooLarge:
-            pass
+            done, _ = await asyncio.wait({task, watcher}, timeout=self.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            if task not in done and sent["start"]:
+                done, _ = await asyncio.wait({task})  # the answer is going out: let it finish
+        except asyncio.CancelledError:  # cancelled from outside: BentoML's backstop timeout, or shutdown
+            call.abandoned = True
+            task.cancel()
+            raise
         finally:
             self.in_flight -= 1
-        if too_large:
-            await refuse(413, "body_too_large", f"request body exceeds the limit of {self.max_body_bytes} bytes", limit=self.max_body_bytes)
+            watcher.cancel()
+        if task in done:
+            with contextlib.suppress(_BodyTooLarge):
+                task.result()
+            if too_large:
+                await refuse(413, "body_too_large", f"request body exceeds the limit of {self.max_body_bytes} bytes", limit=self.max_body_bytes)
+            return
+        # Abandoned. The endpoint's task may wait for a batch: left to finish on its own (cancelling it makes BentoML
+        # log an error), its texts are skipped and whatever it sends is dropped. One still reading the body is cancelled.
+        call.abandoned = True
+        if not body_done.is_set():
+            task.cancel()
+        if watcher in done:
+            metrics.rejected.labels(endpoint, "disconnected").inc()
+        elif not sent["start"]:
+            await refuse(504, "timeout", f"no answer within the deadline of {self.timeout_s:g} s; retry later", limit=self.timeout_s)
+
+    def _documenting(self, send: Any) -> Any:
+        """A ``send`` that adds the guard's answers and limits to the OpenAPI document passing through it."""
+        parts: list[Message] = []
+
+        async def documenting_send(message: Message) -> None:
+            parts.append(message)
+            if message["type"] != "http.response.body" or message.get("more_body"):
+                return
+            start, body = parts[0], b"".join(m.get("body", b"") for m in parts[1:])
+            if start["status"] == 200:
+                body = json.dumps(document_errors(json.loads(body), self)).encode()
+                start = {**start, "headers": [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]}
+                start["headers"].append((b"content-length", str(len(body)).encode()))
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+
+        return documenting_send
+
+
+def document_errors(spec: dict[str, Any], guard: HTTPGuard) -> dict[str, Any]:
+    """Add the guard's error answers (400, 413, 415, 429, 503, 504) and the body limit to the endpoints of ``spec``."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = {
+        "type": "object",
+        "title": "Error",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string", "description": "what is wrong, naming the field and the limit"},
+            "detail": {"type": "array", "items": {"type": "object"}, "description": "400 only: one entry per validation error (pydantic's format)"},
+            "limit": {"type": "number", "description": "413, 429, 504: the limit that was reached"},
+        },
+    }
+    retry_after = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+
+    def answer(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        if headers:
+            out["headers"] = headers
+        return out
+
+    for path in guard.paths:
+        op = spec.get("paths", {}).get(path, {}).get("post")
+        if op is None:
+            continue
+        responses = {k: v for k, v in op.get("responses", {}).items() if k in ("200", "500")}
+        responses.update(
+            {
+                "400": answer("invalid request: the `error` names the field and the limit; unknown fields are rejected"),
+                "413": answer(f"request body over {guard.max_body_bytes} bytes (MAX_BODY_BYTES)"),
+                "415": answer("Content-Type is not application/json"),
+                "429": answer(f"more than {guard.max_in_flight} requests in flight in this worker (MAX_IN_FLIGHT); retry after Retry-After", retry_after),
+                "503": answer("overloaded: the request waited longer than the batching budget (MAX_LATENCY_MS) and was shed", retry_after),
+                "504": answer(f"no answer within {guard.timeout_s:g} s (REQUEST_TIMEOUT_S)"),
+            }
+        )
+        op["responses"] = dict(sorted(responses.items()))
+        body = op.get("requestBody", {})
+        body["description"] = f"JSON, at most {guard.max_body_bytes} bytes"
+        body["required"] = True
+    return spec
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Collect the outcome of an endpoint task nobody awaits any more (an abandoned request), so asyncio logs nothing."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _BodyTooLarge(Exception):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 from models import torchscript
 from models.manifest import ARTIFACTS_DIR, sha256_of
 from models.manifest import verify as verify_artifact
+from models.sentiment.explain import explain as explain_texts
 from models.sentiment.model import pad_batch
 from models.sentiment.tokenizer import Vocab, tokenize
 from models.translation.tokenizer import SubwordTokenizer
@@ -70,15 +72,20 @@ class SentimentClassifier:
         return [self.vocab.encode(tokenize(t)[:MAX_TOKENS]) for t in texts]
 
     @torch.inference_mode()
-    def run(self, texts: list[str]) -> tuple[list[dict[str, Any]], BatchStats]:
-        """One batched model call for all ``texts``; results in order, plus the batch's statistics."""
+    def run(self, texts: list[str], explain: bool | Sequence[bool] = False) -> tuple[list[dict[str, Any]], BatchStats]:
+        """One batched model call for all ``texts``; results in order, plus the batch's statistics.
+
+        ``explain`` (one flag, or one per text) adds an ``explanation`` to those results,
+        computed in one more batched call (``models.sentiment.explain``); the others are untouched.
+        """
         seqs = self.encode(texts)
         ids, lengths = pad_batch(seqs)
         start = time.perf_counter()
         probs = self.program.probabilities(ids.to(self.device), lengths.to(self.device)).float().cpu()
         seconds = time.perf_counter() - start
+        rows = probs.tolist()
         results = []
-        for row in probs.tolist():
+        for row in rows:
             best = max(range(len(row)), key=row.__getitem__)
             results.append(
                 {
@@ -87,12 +94,22 @@ class SentimentClassifier:
                     "probabilities": {label: round(p, 6) for label, p in zip(self.labels, row, strict=False)},
                 }
             )
+        flags = [explain] * len(texts) if isinstance(explain, bool) else list(explain)
+        if any(flags):
+            start = time.perf_counter()
+            idx = [i for i, f in enumerate(flags) if f]
+            words = [tokenize(texts[i])[:MAX_TOKENS] for i in idx]
+            out = explain_texts(self.program.probabilities, [seqs[i] for i in idx], words, [rows[i] for i in idx], self.labels, self.device)
+            for i, e in zip(idx, out, strict=True):
+                results[i]["explanation"] = e.to_dict()
+            seconds += time.perf_counter() - start
         stats = BatchStats(len(texts), [len(s) for s in seqs], ids.numel(), seconds)
         return results, stats
 
-    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        """``[{"label", "confidence", "probabilities"}]``, one per text, in order."""
-        return self.run(list(texts))[0] if texts else []
+    def predict(self, texts: list[str], explain: bool = False) -> list[dict[str, Any]]:
+        """``[{"label", "confidence", "probabilities"}]``, one per text, in order; with ``explain``,
+        each also has an ``explanation`` (tokens, occlusion, trajectory: see ``models.sentiment.explain``)."""
+        return self.run(list(texts), explain)[0] if texts else []
 
     def info(self) -> dict[str, Any]:
         """What ``GET /models`` says about this model."""
@@ -119,16 +136,21 @@ class TranslationModel:
     def supports(self, source: str, target: str) -> bool:
         return (source, target) in self.pairs
 
-    def run(self, texts: list[str], targets: list[str], beam_size: int, alignment: bool = False) -> tuple[list[dict[str, Any]], BatchStats]:
-        """Translate ``texts[i]`` into ``targets[i]`` (one beam size) in one program call."""
+    def run(self, texts: list[str], targets: list[str], beam_size: int, alignment: bool | Sequence[bool] = False) -> tuple[list[dict[str, Any]], BatchStats]:
+        """Translate ``texts[i]`` into ``targets[i]`` (one beam size) in one program call.
+
+        ``alignment`` (one flag, or one per text) adds an ``alignment`` to those results: the
+        subword tokens of source and translation and the attention weights, one row per target token.
+        """
         start = time.perf_counter()
         out = translate(self.program, self.tok, texts, targets, beam_size, self.device, alignment)
         seconds = time.perf_counter() - start
         results: list[dict[str, Any]] = []
         for tr in out:
             r: dict[str, Any] = {"translation": tr.text}
-            if alignment:
-                r["alignment"] = {"source_tokens": tr.source_tokens, "target_tokens": tr.target_tokens, "weights": tr.attention}
+            if tr.attention is not None:
+                weights = [[round(w, 6) for w in row] for row in tr.attention]
+                r["alignment"] = {"source_tokens": tr.source_tokens, "target_tokens": tr.target_tokens, "weights": weights}
             results.append(r)
         src_lens = [len(tr.source_tokens) for tr in out]
         stats = BatchStats(len(texts), src_lens, len(texts) * max(src_lens, default=0), seconds, [len(tr.target_tokens) for tr in out])
@@ -149,10 +171,11 @@ class Translator:
     def __init__(self, model: TranslationModel, source: str, target: str) -> None:
         self.model, self.source, self.target = model, source, target
 
-    def translate(self, texts: list[str], beam_size: int = 4) -> list[dict[str, Any]]:
-        """``[{"translation": str}]``, one per text, in order."""
+    def translate(self, texts: list[str], beam_size: int = 4, alignment: bool = False) -> list[dict[str, Any]]:
+        """``[{"translation": str}]``, one per text, in order; with ``alignment``, each also has an
+        ``alignment``: ``{"source_tokens", "target_tokens", "weights"}`` (attention, target x source)."""
         texts = list(texts)
-        return self.model.run(texts, [self.target] * len(texts), beam_size)[0] if texts else []
+        return self.model.run(texts, [self.target] * len(texts), beam_size, alignment)[0] if texts else []
 
 
 def load_translation_model(path: str | Path | None = None, device: str | None = None, verify: bool = True) -> TranslationModel:

@@ -16,6 +16,17 @@ so nothing here imports it at module level.
 | lstm_output_tokens | histogram | model | tokens per translation (with </s>) |
 | lstm_predictions_total | counter | model, label | sentiment predictions by label |
 | lstm_rejected_requests_total | counter | endpoint, reason | requests refused: invalid_request, body_too_large, overloaded, shed, timeout |
+
+Read at scrape time and appended to ``GET /metrics`` (``resource_metrics_text``; in BentoML's
+multi-process mode ``prometheus_client`` exports no ``process_*`` metrics of its own):
+
+| metric | type | labels | meaning |
+| --- | --- | --- | --- |
+| process_cpu_seconds_total | counter | | CPU time of the whole service: the `bentoml serve` process and its workers |
+| process_resident_memory_bytes | gauge | | resident memory of the same processes, summed |
+| process_start_time_seconds | gauge | | start time of the `bentoml serve` process (Unix time) |
+| lstm_gpu_memory_used_bytes | gauge | device | memory in use on a CUDA device the models run on (all processes) |
+| lstm_gpu_memory_total_bytes | gauge | device | that device's memory |
 """
 
 from __future__ import annotations
@@ -53,6 +64,50 @@ class Metrics:
             self.input_tokens.labels(model).observe(n)
         for w in waits:
             self.batch_wait_seconds.labels(model).observe(w)
+
+
+def resource_metrics_text(cuda_devices: list[str]) -> str:
+    """The ``process_*`` and ``lstm_gpu_*`` metrics above, in Prometheus text format, read now."""
+    import psutil
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    worker = psutil.Process()
+    root = worker.parent()
+    if root is None or not any("bentoml" in part for part in root.cmdline()):
+        root = worker  # not under `bentoml serve`: this process alone
+    procs = [root, *root.children(recursive=True)]
+    cpu = rss = 0.0
+    for proc in procs:
+        try:
+            with proc.oneshot():
+                times = proc.cpu_times()
+                cpu, rss = cpu + times.user + times.system, rss + proc.memory_info().rss
+        except psutil.NoSuchProcess:  # a worker that just exited
+            continue
+    families: list[Any] = [
+        CounterMetricFamily("process_cpu_seconds", "CPU time of the bentoml serve process and its workers, in seconds", value=cpu),
+        GaugeMetricFamily("process_resident_memory_bytes", "Resident memory of the bentoml serve process and its workers, summed", value=rss),
+        GaugeMetricFamily("process_start_time_seconds", "Start time of the bentoml serve process since the Unix epoch, in seconds", value=root.create_time()),
+    ]
+    if cuda_devices:
+        import torch
+
+        used = GaugeMetricFamily("lstm_gpu_memory_used_bytes", "Memory in use on the CUDA device (all processes)", labels=["device"])
+        total = GaugeMetricFamily("lstm_gpu_memory_total_bytes", "Memory of the CUDA device", labels=["device"])
+        for device in cuda_devices:
+            free, size = torch.cuda.mem_get_info(device)
+            used.add_metric([device], size - free)
+            total.add_metric([device], size)
+        families += [used, total]
+
+    class Collector:
+        def collect(self) -> list[Any]:
+            return families
+
+    registry = CollectorRegistry()
+    registry.register(Collector())  # type: ignore[arg-type]
+    return generate_latest(registry).decode()
 
 
 _metrics: Metrics | None = None

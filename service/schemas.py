@@ -9,12 +9,15 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, StrictBool, StringConstraints, field_validator, model_validator
 
 from models.manifest import read_manifest
+from models.sentiment.tokenizer import tokenize
 from service.config import settings
+from service.http_guard import Call, current_call
 
-Text = Annotated[str, StringConstraints(max_length=settings.max_text_chars)]
+# minLength and pattern only document what `_not_blank` checks (with a message that names the text at fault).
+Text = Annotated[str, StringConstraints(max_length=settings.max_text_chars), Field(json_schema_extra={"minLength": 1, "pattern": r"\S"})]
 
 
 class TextsRequest(BaseModel):
@@ -29,6 +32,8 @@ class TextsRequest(BaseModel):
     )
     # When the request was parsed: the start of its wait for a batch (not part of the schema).
     _received: float = PrivateAttr(default_factory=time.perf_counter)
+    # The HTTP guard's record of the request: a batch skips the texts of an abandoned one (client gone, deadline passed).
+    _call: Call = PrivateAttr(default_factory=current_call)
 
     @field_validator("texts")
     @classmethod
@@ -45,11 +50,47 @@ class SentimentRequest(TextsRequest):
         json_schema_extra={"example": {"texts": ["a gorgeous, witty, seductive movie .", "the plot is nothing but boilerplate clichés"]}},
     )
 
+    explain: StrictBool = Field(
+        default=False,
+        description="true: add an `explanation` to each result (per-token occlusion and the sentiment trajectory); "
+        f"the texts of such a request may hold at most {settings.max_explain_tokens} tokens together",
+    )
+
+    @model_validator(mode="after")
+    def _explain_budget(self) -> SentimentRequest:
+        if self.explain:
+            tokens = sum(len(tokenize(t)) for t in self.texts)
+            if tokens > settings.max_explain_tokens:
+                raise ValueError(
+                    f"explain: the texts hold {tokens} tokens; explanations are limited to {settings.max_explain_tokens} tokens per request "
+                    "(send fewer or shorter texts, or leave explain off)"
+                )
+        return self
+
+
+class SentimentExplanation(BaseModel):
+    """Why the model predicted ``label``: the text scored again without each token, and cut after each token."""
+
+    tokens: list[str] = Field(description="the words the model read (lowercased, SST-2 style: `does n't`), in order")
+    in_vocabulary: list[bool] = Field(description="per token: false when the model does not know the word and reads it as `<unk>`")
+    label: str = Field(description="the explained label: the predicted one")
+    occlusion: list[float] = Field(
+        description="per token: confidence minus P(label | the text without this token), in [-1, 1]; "
+        "> 0: the token pushed the prediction towards `label`, < 0: away from it. The text is scored with the token removed."
+    )
+    trajectory: list[float] = Field(
+        description="per token t: P(label | the text's tokens 1..t), the prediction had the text ended after token t; "
+        "the last value is `confidence`. The forward LSTM's states over the prefix are those of the whole text."
+    )
+
 
 class SentimentResult(BaseModel):
     label: str = Field(description="`negative` or `positive`")
     confidence: float = Field(description="probability of the predicted label")
     probabilities: dict[str, float] = Field(description="probability of every label; they sum to 1")
+    explanation: SentimentExplanation | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="only with `explain: true`: per-token contributions and the running prediction"
+    )
 
 
 def supported_pairs() -> list[tuple[str, str]]:
@@ -61,6 +102,8 @@ def supported_pairs() -> list[tuple[str, str]]:
 
 PAIRS = supported_pairs()
 PAIRS_TEXT = ", ".join(f"{s}->{t}" for s, t in PAIRS) or "none"
+SOURCES: list[JsonValue] = [*sorted({s for s, _ in PAIRS})]
+TARGETS: list[JsonValue] = [*sorted({t for _, t in PAIRS})]
 
 
 class TranslateRequest(TextsRequest):
@@ -69,14 +112,18 @@ class TranslateRequest(TextsRequest):
         json_schema_extra={"example": {"texts": ["A man in a blue shirt is riding a bike."], "source": "en", "target": "de", "beam_size": 4}},
     )
 
-    source: str = Field(default="en", description=f"source language; supported pairs: {PAIRS_TEXT}")
-    target: str = Field(description=f"target language; supported pairs: {PAIRS_TEXT}")
+    # The enums document the languages; `_supported_pair` checks the pair, with a message listing the supported ones.
+    source: str = Field(default="en", description=f"source language; supported pairs: {PAIRS_TEXT}", json_schema_extra={"enum": SOURCES})
+    target: str = Field(description=f"target language; supported pairs: {PAIRS_TEXT}", json_schema_extra={"enum": TARGETS})
     beam_size: int = Field(
         default=settings.default_beam_size,
         ge=1,
         le=settings.max_beam_size,
-        description=f"beam width, 1 (greedy) to {settings.max_beam_size}; default {settings.default_beam_size}",
+        strict=True,  # "2", 2.5 and true are not beam sizes
+        description=f"beam width, 1 (greedy) to {settings.max_beam_size}; default {settings.default_beam_size}. "
+        f"The characters of all texts times beam_size may be at most {settings.max_translate_work}",
     )
+    alignment: StrictBool = Field(default=False, description="true: add an `alignment` (the attention weights) to each result")
 
     @model_validator(mode="after")
     def _supported_pair(self) -> TranslateRequest:
@@ -84,6 +131,30 @@ class TranslateRequest(TextsRequest):
             raise ValueError(f"source, target: unsupported language pair {self.source}->{self.target}; supported: {PAIRS_TEXT}")
         return self
 
+    @model_validator(mode="after")
+    def _work_budget(self) -> TranslateRequest:
+        chars = sum(len(t) for t in self.texts)
+        if chars * self.beam_size > settings.max_translate_work:
+            raise ValueError(
+                f"texts, beam_size: {chars} characters x beam {self.beam_size} = {chars * self.beam_size}; the limit is {settings.max_translate_work} "
+                "characters x beam per request (send fewer or shorter texts, or a smaller beam)"
+            )
+        return self
+
+
+class Alignment(BaseModel):
+    """The decoder's attention while it wrote the translation: which source subwords each target subword looked at."""
+
+    source_tokens: list[str] = Field(description="the source's subword pieces (`▁` marks a word start), ending with `</s>`")
+    target_tokens: list[str] = Field(description="the translation's subword pieces, ending with `</s>`")
+    weights: list[list[float]] = Field(
+        description="attention, one row per target token and one column per source token: weights[j][i] is how much "
+        "target token j attended to source token i when it was chosen; each row sums to 1"
+    )
+
 
 class TranslateResult(BaseModel):
     translation: str = Field(description="the translated text, detokenized")
+    alignment: Alignment | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="only with `alignment: true`: subword tokens and attention weights"
+    )

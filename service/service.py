@@ -23,7 +23,7 @@ from service.batching import Item
 from service.config import settings
 from service.http_guard import HTTPGuard
 from service.inference import SentimentClassifier, TranslationModel, load_sentiment, load_translation_model
-from service.metrics import get_metrics
+from service.metrics import get_metrics, resource_metrics_text
 from service.models_app import models_app
 from service.schemas import SentimentRequest, SentimentResult, TranslateRequest, TranslateResult
 
@@ -44,7 +44,8 @@ WARMUP_TRANSLATE = "A man in a blue shirt is riding a bike."
     name="lstm_service",
     workers=settings.workers,
     threads=1,  # the model runs one batch at a time per worker; batching, not threads, gives throughput
-    traffic={"timeout": settings.request_timeout_s},
+    # The guard answers 504 at REQUEST_TIMEOUT_S and drops the request's texts; BentoML's own timeout is only a backstop.
+    traffic={"timeout": settings.request_timeout_s + 5},
     http={"port": settings.port, "cors": {"enabled": False}},
     logging={"access": {"enabled": False}},  # per-request log lines cost CPU on the hot path; the metrics cover traffic
 )
@@ -70,13 +71,19 @@ class LSTMService:
     def __is_ready__(self) -> bool:
         return getattr(self, "ready", False)
 
+    def __metrics__(self, content: str) -> str:
+        """GET /metrics: BentoML's and ours, plus the service's CPU, memory and GPU memory read now."""
+        return content + resource_metrics_text(sorted({m.device for m in _loaded if m.device.startswith("cuda")}))
+
     @bentoml.api(route="/sentiment", batchable=True, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms)
     def sentiment(self, request: SentimentRequest, /) -> list[SentimentResult]:
         """Sentiment of each text: label, confidence and both class probabilities, in order."""
         items: list[Item] = request  # type: ignore[assignment]  # batched: the texts of many requests
+        if not items:
+            return []  # every request of this batch was abandoned (service.http_guard)
         start = time.perf_counter()
         waits = {id(it.request): start - it.request._received for it in items}
-        results, stats = self.sentiment_model.run([it.text for it in items])
+        results, stats = self.sentiment_model.run([it.text for it in items], [it.request.explain for it in items])  # type: ignore[attr-defined]
         name = self.sentiment_model.meta["name"]
         self.metrics.observe_batch(name, stats, list(waits.values()))
         for r in results:
@@ -87,6 +94,8 @@ class LSTMService:
     def translate(self, request: TranslateRequest, /) -> list[TranslateResult]:
         """Translate each text from `source` into `target`, with beam search of width `beam_size` (1 = greedy)."""
         items: list[Item] = request  # type: ignore[assignment]  # batched: the texts of many requests
+        if not items:
+            return []  # every request of this batch was abandoned (service.http_guard)
         start = time.perf_counter()
         waits = {id(it.request): start - it.request._received for it in items}
         name = self.translation_model.meta["name"]
@@ -96,7 +105,8 @@ class LSTMService:
         for i, it in enumerate(items):
             by_beam.setdefault(it.request.beam_size, []).append(i)  # type: ignore[attr-defined]
         for beam, idx in sorted(by_beam.items()):
-            out, stats = self.translation_model.run([items[i].text for i in idx], [items[i].request.target for i in idx], beam)  # type: ignore[attr-defined]
+            texts, targets = [items[i].text for i in idx], [items[i].request.target for i in idx]  # type: ignore[attr-defined]
+            out, stats = self.translation_model.run(texts, targets, beam, [items[i].request.alignment for i in idx])  # type: ignore[attr-defined]
             for i, r in zip(idx, out, strict=True):
                 results[i] = r
             self.metrics.observe_batch(name, stats, [])
@@ -113,4 +123,5 @@ LSTMService.add_asgi_middleware(  # type: ignore[attr-defined]  # the decorator 
     max_in_flight=settings.max_in_flight,
     max_body_bytes=settings.max_body_bytes,
     retry_after_s=settings.retry_after_s,
+    timeout_s=settings.request_timeout_s,
 )

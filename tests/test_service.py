@@ -92,7 +92,7 @@ def test_odd_unicode_is_answered(server: Server) -> None:
 def test_metrics_count_requests_and_labels(server: Server) -> None:
     before_pos = metric(server, "lstm_predictions_total", label="positive")
     before_items = metric(server, "lstm_batch_items_sum", model="sentiment-bilstm")
-    before_rej = metric(server, "lstm_rejected_requests_total", reason="invalid_request")
+    before_rej = metric(server, "lstm_rejected_requests_total", endpoint="/sentiment", reason="invalid_request")
     before_http = metric(server, "bentoml_service_request_total", endpoint="/sentiment", http_response_code="200")
     assert post(server, {"texts": ["great , great film", "a wonderful joy"]}).status_code == 200
     assert post(server, {"texts": []}).status_code == 400

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,20 +33,33 @@ def pad(seqs: list[list[int]], device: str) -> tuple[torch.Tensor, torch.Tensor]
 
 @torch.inference_mode()
 def translate(
-    search: SearchFn, tok: SubwordTokenizer, texts: list[str], langs: list[str], beam_size: int, device: str = "cpu", alignment: bool = False
+    search: SearchFn,
+    tok: SubwordTokenizer,
+    texts: list[str],
+    langs: list[str],
+    beam_size: int,
+    device: str = "cpu",
+    alignment: bool | Sequence[bool] = False,
 ) -> list[Translation]:
-    """Translate ``texts[i]`` into ``langs[i]`` in one call of ``search`` (one beam size for all)."""
+    """Translate ``texts[i]`` into ``langs[i]`` in one call of ``search`` (one beam size for all).
+
+    ``alignment`` (one flag, or one per text) keeps the attention weights of those
+    translations: target tokens x source tokens, each row a distribution over the source.
+    """
     src = [[*tok.encode(t)[:MAX_SOURCE_TOKENS], EOS] for t in texts]
     ids, lengths = pad(src, device)
     lang_ids = torch.tensor([tok.lang_ids[lang] for lang in langs], dtype=torch.long, device=device)
     out, out_len, scores, attn = search(ids, lengths, lang_ids, beam_size)
     out, out_len, scores = out.cpu(), out_len.cpu(), scores.cpu()
+    keep = [alignment] * len(texts) if isinstance(alignment, bool) else list(alignment)
+    if any(keep):
+        attn = attn.float().cpu()
     results = []
     for i, s in enumerate(src):
         n = int(out_len[i])
         hyp = out[i, :n].tolist()
         words = hyp[:-1] if hyp and hyp[-1] == EOS else hyp
-        weights = attn[i, :n, : len(s)].cpu().tolist() if alignment else None
+        weights = attn[i, :n, : len(s)].tolist() if keep[i] else None
         results.append(Translation(tok.decode(words), [tok.sp.id_to_piece(j) for j in s], [tok.sp.id_to_piece(j) for j in hyp], float(scores[i]), weights))
     return results
 

@@ -1,0 +1,1 @@
+"""Peer servers for the benchmark: the same models behind FastAPI (unbatched) and LitServe (batched)."""

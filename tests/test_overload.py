@@ -1,0 +1,151 @@
+"""Overload and deadlines against the real server: 429 at the door, 503 from the batcher, 504 at the deadline, recovery.
+
+A second server runs with small limits so the burst is quick: ``MAX_IN_FLIGHT=16``,
+``REQUEST_TIMEOUT_S=3`` and a batching budget (``MAX_LATENCY_MS``) too long to
+shed, so each mechanism is seen on its own. The batcher's shedding (503) is
+shown on the main server, with the shipped settings.
+
+Longer burst: ``BURST_SECONDS=60 pytest tests/test_overload.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import string
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from loadtests.slo import load_slo
+from loadtests.soak import closed_loop, encode, tree_rss
+from loadtests.texts import REVIEWS
+
+from .conftest import Server, start_server
+from .test_service import metric
+
+MAX_IN_FLIGHT = 16
+DEADLINE_S = 3
+BURST_SECONDS = float(os.environ.get("BURST_SECONDS", "6"))
+SLO = load_slo()
+
+
+@pytest.fixture(scope="module")
+def small() -> Iterator[Server]:
+    s = start_server("overload", MAX_IN_FLIGHT=str(MAX_IN_FLIGHT), REQUEST_TIMEOUT_S=str(DEADLINE_S), MAX_LATENCY_MS="60000")
+    yield s
+    s.stop()
+
+
+def gibberish(n: int, chars: int, seed: int = 0) -> list[str]:
+    """Texts the translator decodes to its maximum length: the slowest valid input there is."""
+    rng = random.Random(seed)
+    return ["".join(rng.choice(string.ascii_letters + " ") for _ in range(chars)) for _ in range(n)]
+
+
+SLOW = {"texts": gibberish(4, 1000), "target": "de", "beam_size": 4}  # several seconds of model time, within the work budget
+
+
+def post(server: Server, path: str, body: object, timeout: float = 60) -> httpx.Response:
+    return httpx.post(f"{server.url}{path}", json=body, timeout=timeout)
+
+
+def in_background(fn: object, *args: object) -> tuple[threading.Thread, list[object]]:
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(fn(*args))  # type: ignore[operator]
+        except Exception as e:  # kept for the assertion
+            out.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
+def test_deadline_answers_504_and_the_abandoned_work_is_dropped(small: Server) -> None:
+    model = "translator-lstm"
+    items, calls = metric(small, "lstm_batch_items_sum", model=model), metric(small, "lstm_batch_items_count", model=model)
+    timeouts = metric(small, "lstm_rejected_requests_total", endpoint="/translate", reason="timeout")
+    gone = metric(small, "lstm_rejected_requests_total", endpoint="/translate", reason="disconnected")
+
+    t0 = time.monotonic()
+    slow, slow_out = in_background(post, small, "/translate", SLOW)  # its batch runs past the deadline
+    time.sleep(0.5)
+    queued, queued_out = in_background(post, small, "/translate", {"texts": ["A dog runs."] * 5, "target": "de", "beam_size": 1})
+    time.sleep(0.2)
+    left, left_out = in_background(post, small, "/translate", {"texts": ["A cat sleeps."] * 3, "target": "fr", "beam_size": 1}, 1.0)
+    for t in (slow, queued, left):
+        t.join()
+    elapsed = time.monotonic() - t0
+    for out in (slow_out, queued_out):
+        r = out[0]
+        assert isinstance(r, httpx.Response) and r.status_code == 504
+        assert r.json() == {"error": f"no answer within the deadline of {DEADLINE_S} s; retry later", "limit": DEADLINE_S}
+    assert isinstance(left_out[0], httpx.TimeoutException)  # this client gave up after 1 s and closed its connection
+    assert elapsed < DEADLINE_S + 2, "a 504 came late"
+
+    # Once the slow batch is done, the next request is answered; the two abandoned requests' texts never reach the model.
+    wait_until = time.monotonic() + 60
+    while metric(small, "lstm_batch_items_count", model=model) == calls and time.monotonic() < wait_until:
+        time.sleep(0.2)
+    r = post(small, "/translate", {"texts": ["A man rides a bike."], "target": "de", "beam_size": 1})
+    assert r.status_code == 200
+    assert metric(small, "lstm_batch_items_sum", model=model) - items == len(SLOW["texts"]) + 1
+    assert metric(small, "lstm_batch_items_count", model=model) - calls == 2
+    assert metric(small, "lstm_rejected_requests_total", endpoint="/translate", reason="timeout") - timeouts == 2
+    assert metric(small, "lstm_rejected_requests_total", endpoint="/translate", reason="disconnected") - gone == 1
+
+
+def test_a_burst_of_ten_times_capacity_is_refused_early_and_the_service_recovers(small: Server) -> None:
+    """10x MAX_IN_FLIGHT well-behaved clients (they wait Retry-After after a 429) against a service admitting 16 at a time."""
+    requests = [encode(small.host, small.port, "/sentiment", {"texts": [text]}) for text in REVIEWS[:16]]
+    for _ in range(20):  # warm: the batcher's first requests tune its timing
+        assert post(small, "/sentiment", {"texts": ["ok"]}).status_code == 200
+    at_capacity = asyncio.run(closed_loop(small.url, requests, concurrency=MAX_IN_FLIGHT, duration=3, timeout=DEADLINE_S + 5, backoff=True))
+    assert set(at_capacity.statuses) == {200}, at_capacity.summary()
+    rss_before = tree_rss(small.proc.pid)
+    overloaded = metric(small, "lstm_rejected_requests_total", endpoint="/sentiment", reason="overloaded")
+
+    burst = asyncio.run(closed_loop(small.url, requests, concurrency=10 * MAX_IN_FLIGHT, duration=BURST_SECONDS, timeout=DEADLINE_S + 5, backoff=True))
+
+    rss_after = tree_rss(small.proc.pid)
+    summary = burst.summary()
+    print(f"\nat capacity: {at_capacity.summary()}\nburst: {summary}\nRSS {rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB")
+    assert small.proc.poll() is None, "the server died"
+    assert not burst.socket_errors, f"requests failed or hung: {summary}"
+    assert set(burst.statuses) == {200, 429}, summary  # refused explicitly; nothing shed, nothing past the deadline (504)
+    assert burst.without_retry_after == 0
+    assert metric(small, "lstm_rejected_requests_total", endpoint="/sentiment", reason="overloaded") - overloaded == burst.statuses[429]
+    assert burst.pct(0.5, 429) < burst.pct(0.5), "a refusal must cost less than an answer"
+    assert burst.pct(0.99) < DEADLINE_S, "accepted requests are answered within the deadline"
+    assert rss_after < rss_before * 1.10, "memory grew under the burst"
+
+    # Recovery: right after the burst, ordinary requests are answered within the SLO.
+    latencies = []
+    for text in REVIEWS[:20]:
+        t = time.perf_counter()
+        assert post(small, "/sentiment", {"texts": [text]}).status_code == 200
+        latencies.append(time.perf_counter() - t)
+    assert sorted(latencies)[int(0.95 * len(latencies))] < SLO.latency_seconds["sentiment"]["p95"], latencies
+
+
+def test_the_batcher_sheds_with_503_when_a_request_waits_past_the_budget(server: Server) -> None:
+    """Shipped settings: a request queued longer than MAX_LATENCY_MS (2 s) behind a long batch is shed."""
+    for _ in range(20):  # a fresh batcher does not shed while it tunes its timing on the first requests
+        assert post(server, "/translate", {"texts": ["A dog runs."], "target": "de", "beam_size": 1}).status_code == 200
+    shed = metric(server, "lstm_rejected_requests_total", endpoint="/translate", reason="shed")
+    slow, slow_out = in_background(post, server, "/translate", SLOW)
+    time.sleep(0.5)
+    r = post(server, "/translate", {"texts": ["A dog runs."], "target": "de", "beam_size": 1})
+    slow.join()
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "1"
+    assert r.json() == {"error": "the service is overloaded and shed this request; retry after the Retry-After delay"}
+    assert isinstance(slow_out[0], httpx.Response) and slow_out[0].status_code == 200
+    assert metric(server, "lstm_rejected_requests_total", endpoint="/translate", reason="shed") - shed == 1
