@@ -121,7 +121,7 @@ audit: install-test
 screenshot: install-test install-system
 	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_ui.py -k screenshot
 
-## explain-overhead: plain requests before the explain/alignment flags (commit 002eb9b) against this tree, side by side (about 5 minutes)
+## explain-overhead: plain requests before the explain/alignment flags (commit 002eb9b) against this tree, side by side (about 10 minutes)
 explain-overhead: install-test
 	$(BIN)/python -m loadtests.explain_overhead --out docs/explain_overhead.md
 

@@ -12,21 +12,32 @@ each and the ratio this tree / baseline (1.00 = no change), and for the
 concurrent workload the throughput ratio. A second table gives the price of the
 flags themselves (this tree only): a request with the flag against the same
 request without it.
+
+HTTP latencies on a busy machine are noisy, so a third table times the same
+plain requests without HTTP and BentoML, in this process, request by request in
+turns: request JSON -> request model -> the model call as the service makes it
+-> response JSON, with the baseline's ``service/inference.py`` and
+``service/schemas.py`` loaded from its tree around the same TorchScript programs
+(``TORCH_THREADS=1``). Both must give the same answers.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import importlib.util
 import io
+import json
 import statistics
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -115,6 +126,79 @@ def compare(
     return out
 
 
+IN_PROCESS_WORKLOADS = [
+    ("sentiment, 1 text", "sentiment", {"texts": [SHORT]}, 1000),
+    ("sentiment, 32 texts", "sentiment", {"texts": REVIEWS}, 150),
+    ("translate, 1 sentence, greedy", "translate", {"texts": [CAPTION], "target": "de", "beam_size": 1}, 120),
+]
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # pydantic resolves the module's annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def request_paths(tree: Path) -> dict[str, dict[str, Callable[[str], str]]]:
+    """Per system, the plain request path without HTTP: request JSON -> request model -> model call as the service makes it -> response JSON.
+
+    The baseline's ``service/inference.py`` and ``service/schemas.py`` are loaded from ``tree`` under other
+    names, around the same loaded TorchScript programs, so the two differ only in their Python code.
+    """
+    import torch
+    from pydantic import RootModel
+
+    from service import inference, schemas
+
+    torch.set_num_threads(1)
+    old_inference = load_module("baseline_inference", tree / "service" / "inference.py")
+    old_schemas = load_module("baseline_schemas", tree / "service" / "schemas.py")
+    clf, tm = inference.load_sentiment(), inference.load_translation_model()
+    old_clf = old_inference.SentimentClassifier(clf.program, clf.vocab, clf.meta, clf.sha256, clf.device)
+    old_tm = old_inference.TranslationModel(tm.program, tm.tok, tm.meta, tm.sha256, tm.device)
+
+    def paths(sch: Any, c: Any, t: Any, flags: bool) -> dict[str, Callable[[str], str]]:
+        s_out, t_out = RootModel[list[sch.SentimentResult]], RootModel[list[sch.TranslateResult]]  # type: ignore[name-defined]
+
+        def sentiment(body: str) -> str:
+            req = sch.SentimentRequest.model_validate_json(body)
+            res, _ = c.run(req.texts, [req.explain for _ in req.texts]) if flags else c.run(req.texts)  # as service.py calls it
+            return str(s_out(res).model_dump_json())
+
+        def translate(body: str) -> str:
+            req = sch.TranslateRequest.model_validate_json(body)
+            targets = [req.target for _ in req.texts]
+            args = (req.texts, targets, req.beam_size, [req.alignment for _ in req.texts]) if flags else (req.texts, targets, req.beam_size)
+            return str(t_out(t.run(*args)[0]).model_dump_json())
+
+        return {"sentiment": sentiment, "translate": translate}
+
+    return {"baseline": paths(old_schemas, old_clf, old_tm, False), "this": paths(schemas, clf, tm, True)}
+
+
+def in_process(tree: Path) -> dict[str, dict[str, list[float]]]:
+    """Seconds per plain request without HTTP, baseline and this tree alternating request by request."""
+    systems = request_paths(tree)
+    out: dict[str, dict[str, list[float]]] = {name: {} for name in systems}
+    for name, route, body, n in IN_PROCESS_WORKLOADS:
+        raw = json.dumps(body)
+        answers = {system: fns[route](raw) for system, fns in systems.items()}
+        assert answers["baseline"] == answers["this"], f"{name}: the answers differ"
+        for system in systems:
+            out[system][name] = []
+        for i in range(n + 20):
+            for system in ("baseline", "this") if i % 2 == 0 else ("this", "baseline"):
+                start = time.perf_counter()
+                systems[system][route](raw)
+                if i >= 20:  # warm-up
+                    out[system][name].append(time.perf_counter() - start)
+        print(f"in-process: {name} done", flush=True)
+    return out
+
+
 def median_ms(xs: list[float]) -> float:
     return 1000 * statistics.median(xs)
 
@@ -152,6 +236,7 @@ def main() -> None:
         finally:
             base.stop()
             this.stop()
+        local = in_process(tree)
 
     lines = [
         f"Plain requests (no flags): baseline `{args.baseline}` against this tree, {args.rounds} interleaved rounds, "
@@ -171,6 +256,11 @@ def main() -> None:
         wo, wi = with_flag[w.name]["without"], with_flag[w.name]["with"]
         ratio = median_ms(wi["lat"]) / median_ms(wo["lat"])
         lines.append(f"| {w.name} | `{next(iter(f))}` | {median_ms(wo['lat']):.1f} ms | {median_ms(wi['lat']):.1f} ms | {ratio:.1f}× |")
+    lines += ["", "The same plain requests without HTTP (JSON in, model call, JSON out), both code paths alternating request by request:", ""]
+    lines += ["| workload | baseline: median | this tree: median | ratio |", "| --- | ---: | ---: | ---: |"]
+    for name, *_ in IN_PROCESS_WORKLOADS:
+        mb, mt = median_ms(local["baseline"][name]), median_ms(local["this"][name])
+        lines.append(f"| {name} | {mb:.2f} ms | {mt:.2f} ms | {mt / mb:.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

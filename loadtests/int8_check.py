@@ -18,6 +18,7 @@ Nothing here changes the shipped artifacts: it measures whether an int8 export w
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,7 +71,7 @@ def sentiment(data_dir: Path, seconds: float) -> None:
             print(f"sentiment {name}: SST-2 dev accuracy {correct / len(dev):.4f} ({len(dev)} sentences)", flush=True)
         for size in (1, 32, 128):
             ids, lengths = pad_batch(clf.encode((REVIEWS * 4)[:size]))
-            ms = alternate({n: (lambda p=p, ids=ids, lengths=lengths: p.probabilities(ids, lengths)) for n, p in programs.items()}, seconds)
+            ms = alternate({n: functools.partial(p.probabilities, ids, lengths) for n, p in programs.items()}, seconds)
             print(f"sentiment batch {size}: fp32 {ms['fp32']:.2f} ms, int8 {ms['int8']:.2f} ms, int8/fp32 {ms['int8'] / ms['fp32']:.2f}", flush=True)
 
 
@@ -97,7 +98,7 @@ def translation(data_dir: Path, sentences: int, seconds: float) -> None:
     for size in (1, 16):
         texts = (CAPTIONS * 2)[:size]
         langs = [("de", "fr")[i % 2] for i in range(size)]
-        ms = alternate({n: (lambda p=p, texts=texts, langs=langs: translate(p, tm.tok, texts, langs, 4)) for n, p in programs.items()}, seconds)
+        ms = alternate({n: functools.partial(translate, p, tm.tok, texts, langs, 4) for n, p in programs.items()}, seconds)
         print(f"translation beam 4, batch {size}: fp32 {ms['fp32']:.1f} ms, int8 {ms['int8']:.1f} ms, int8/fp32 {ms['int8'] / ms['fp32']:.2f}", flush=True)
 
 

@@ -49,9 +49,10 @@ def verify(path: str | Path, manifest: Path | None = None) -> str:
     """Check ``path`` against the manifest beside it; returns its sha256 or raises ArtifactError."""
     path = Path(path)
     manifest = manifest or path.parent / "manifest.json"
-    if not path.is_file():
-        raise ArtifactError(f"artifact missing: {path}")
     entry = read_manifest(manifest)["artifacts"].get(path.name)
+    if not path.is_file():
+        expected = f"; {manifest} expects sha256 {entry['sha256']} ({entry['bytes']} bytes)" if entry else ""
+        raise ArtifactError(f"artifact missing: {path}{expected}")
     if entry is None:
         raise ArtifactError(f"artifact {path} has no entry in {manifest}; export it with the models' export command")
     actual = sha256_of(path)

@@ -19,6 +19,10 @@
   429/503 carry ``Retry-After``. Each refusal is counted in
   ``lstm_rejected_requests_total{endpoint, reason}``.
 - **OpenAPI**: ``GET /docs.json`` documents these answers (:func:`document_errors`).
+- **Quiet refusals**: BentoML logs every request it refuses (a validation error,
+  a shed) at ERROR with a traceback; :func:`quiet_refusals` drops those records,
+  so bad input or a burst cannot flood the log. They are counted instead; every
+  other exception (a 500) is still logged.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import asyncio
 import contextlib
 import contextvars
 import json
+import logging
 from typing import Any
 
 from service.metrics import get_metrics
@@ -275,6 +280,24 @@ def document_errors(spec: dict[str, Any], guard: HTTPGuard) -> dict[str, Any]:
         body["description"] = f"JSON, at most {guard.max_body_bytes} bytes"
         body["required"] = True
     return spec
+
+
+class QuietRefusals(logging.Filter):
+    """Drops BentoML's log record of a refused request: a client error (4xx) or a shed (503)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from bentoml.exceptions import BentoMLException, ServiceUnavailable
+        from pydantic import ValidationError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ValidationError):
+            return False
+        return not (isinstance(exc, BentoMLException) and (exc.error_code < 500 or isinstance(exc, ServiceUnavailable)))
+
+
+def quiet_refusals() -> None:
+    """Install :class:`QuietRefusals` on the logger BentoML reports API exceptions with."""
+    logging.getLogger("bentoml._internal.server.http_app").addFilter(QuietRefusals())
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -21,7 +21,7 @@ from models.manifest import verify as verify_artifact
 from service import batching  # noqa: F401  (registers the batching container)
 from service.batching import Item
 from service.config import settings
-from service.http_guard import HTTPGuard
+from service.http_guard import HTTPGuard, quiet_refusals
 from service.inference import SentimentClassifier, TranslationModel, load_sentiment, load_translation_model
 from service.metrics import get_metrics, resource_metrics_text
 from service.models_app import models_app
@@ -117,6 +117,7 @@ class LSTMService:
         return results
 
 
+quiet_refusals()  # refusals are counted in lstm_rejected_requests_total, not logged with a traceback each
 LSTMService.add_asgi_middleware(  # type: ignore[attr-defined]  # the decorator returns a bentoml.Service
     HTTPGuard,
     paths=("/sentiment", "/translate"),

@@ -10,6 +10,7 @@ endpoints, CORS being off, and the limits as the OpenAPI document states them.
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -58,10 +59,8 @@ MATRIX: list[tuple[str, object, int, str]] = [
 @pytest.mark.parametrize("path", list(ENDPOINTS))
 @pytest.mark.parametrize(("case", "body", "status", "message"), MATRIX, ids=[c[0] for c in MATRIX])
 def test_validation_matrix(server: Server, path: str, case: str, body: object, status: int, message: str) -> None:
-    if isinstance(body, bytes):
-        r = post(server, path, content=body)
-    else:
-        r = post(server, path, body_with(path, **body) if isinstance(body, dict) else body)
+    content = body if isinstance(body, bytes) else json.dumps(body_with(path, **body) if isinstance(body, dict) else body).encode()
+    r = post(server, path, content=content)
     assert r.status_code == status, r.text
     assert r.headers["content-type"] == "application/json"
     error = r.json()["error"]
@@ -139,6 +138,19 @@ def test_odd_but_valid_unicode_is_answered(server: Server, path: str) -> None:
             assert o["label"] in ("negative", "positive") and abs(sum(o["probabilities"].values()) - 1) < 1e-3
         else:
             assert isinstance(o["translation"], str)
+
+
+def test_refusals_are_counted_not_logged(server: Server) -> None:
+    """BentoML would log each refused request with a traceback at ERROR: bad input could flood the log."""
+    before = server.log.stat().st_size
+    rejected = metric(server, "lstm_rejected_requests_total", endpoint="/sentiment", reason="invalid_request")
+    for body in ({}, {"texts": []}, {"texts": [1]}, {"texts": ["ok"], "nope": 1}):
+        assert post(server, "/sentiment", body).status_code == 400
+    assert post(server, "/sentiment", content=b"{").status_code == 400
+    assert metric(server, "lstm_rejected_requests_total", endpoint="/sentiment", reason="invalid_request") == rejected + 5
+    time.sleep(0.5)
+    logged = server.log.read_bytes()[before:].decode(errors="replace")
+    assert "[ERROR]" not in logged and "Traceback" not in logged, logged[-3000:]
 
 
 def test_cors_is_off(server: Server) -> None:
