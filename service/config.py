@@ -13,6 +13,7 @@
 | MAX_TEXTS | 64 | texts per request |
 | MAX_TEXT_CHARS | 2000 | characters per text |
 | MAX_BODY_BYTES | 1048576 | request body size (413 above) |
+| BATCHING | on | `off` runs each request alone (no adaptive batching; for benchmarks and debugging) |
 | MAX_BATCH_SIZE | 128 | texts per model batch (adaptive batching ceiling) |
 | MAX_LATENCY_MS | 2000 | batching latency budget; queued work older than this is shed (503) |
 | MAX_IN_FLIGHT | 256 | requests admitted per worker at once; more get 429 |
@@ -44,6 +45,15 @@ def _int(name: str, default: int) -> int:
     return value
 
 
+def _on_off(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("on", "off"):
+        raise SystemExit(f"environment variable {name}={raw!r} must be 'on' or 'off'")
+    return raw == "on"
+
+
 @dataclass(frozen=True)
 class Settings:
     port: int
@@ -57,6 +67,7 @@ class Settings:
     max_texts: int
     max_text_chars: int
     max_body_bytes: int
+    batching: bool
     max_batch_size: int
     max_latency_ms: int
     max_in_flight: int
@@ -80,6 +91,7 @@ def load_settings() -> Settings:
         max_texts=_int("MAX_TEXTS", 64),
         max_text_chars=_int("MAX_TEXT_CHARS", 2000),
         max_body_bytes=_int("MAX_BODY_BYTES", 1 << 20),
+        batching=_on_off("BATCHING", True),
         max_batch_size=_int("MAX_BATCH_SIZE", 128),
         max_latency_ms=_int("MAX_LATENCY_MS", 2000),
         max_in_flight=_int("MAX_IN_FLIGHT", 256),

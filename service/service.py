@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import bentoml
 import torch
+from bentoml.validators import ContentType
 
 from models.manifest import verify as verify_artifact
 from service import batching  # noqa: F401  (registers the batching container)
@@ -35,6 +36,16 @@ for _artifact in (settings.sentiment_artifact, settings.translation_artifact):
     verify_artifact(_artifact)
 _loaded: list[SentimentClassifier | TranslationModel] = []  # this worker's models, for GET /models
 
+# A fixed media type: otherwise BentoML rebuilds the output type's JSON schema for every response (~17% of a worker).
+T = TypeVar("T")
+JSONList = Annotated[list[T], ContentType("application/json")]
+
+
+def as_items(request: Any) -> list[Item]:
+    """The texts a call works on: many requests' texts when batched (``service.batching``), one request's with BATCHING=off."""
+    return request if settings.batching else [Item(t, request) for t in request.texts]
+
+
 WARMUP_SENTIMENT = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés", "ok"]
 WARMUP_TRANSLATE = "A man in a blue shirt is riding a bike."
 
@@ -47,6 +58,7 @@ WARMUP_TRANSLATE = "A man in a blue shirt is riding a bike."
     # The guard answers 504 at REQUEST_TIMEOUT_S and drops the request's texts; BentoML's own timeout is only a backstop.
     traffic={"timeout": settings.request_timeout_s + 5},
     http={"port": settings.port, "cors": {"enabled": False}},
+    tracing={"excluded_urls": ["/sentiment", "/translate"]},  # no exporter is configured; the middleware cost ~12% of a worker
     logging={"access": {"enabled": False}},  # per-request log lines cost CPU on the hot path; the metrics cover traffic
 )
 class LSTMService:
@@ -75,10 +87,10 @@ class LSTMService:
         """GET /metrics: BentoML's and ours, plus the service's CPU, memory and GPU memory read now."""
         return content + resource_metrics_text(sorted({m.device for m in _loaded if m.device.startswith("cuda")}))
 
-    @bentoml.api(route="/sentiment", batchable=True, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms)
-    def sentiment(self, request: SentimentRequest, /) -> list[SentimentResult]:
+    @bentoml.api(route="/sentiment", batchable=settings.batching, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms)
+    def sentiment(self, request: SentimentRequest, /) -> JSONList[SentimentResult]:
         """Sentiment of each text: label, confidence and both class probabilities, in order."""
-        items: list[Item] = request  # type: ignore[assignment]  # batched: the texts of many requests
+        items = as_items(request)
         if not items:
             return []  # every request of this batch was abandoned (service.http_guard)
         start = time.perf_counter()
@@ -90,10 +102,10 @@ class LSTMService:
             self.metrics.predictions.labels(name, r["label"]).inc()
         return results  # type: ignore[return-value]
 
-    @bentoml.api(route="/translate", batchable=True, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms)
-    def translate(self, request: TranslateRequest, /) -> list[TranslateResult]:
+    @bentoml.api(route="/translate", batchable=settings.batching, max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms)
+    def translate(self, request: TranslateRequest, /) -> JSONList[TranslateResult]:
         """Translate each text from `source` into `target`, with beam search of width `beam_size` (1 = greedy)."""
-        items: list[Item] = request  # type: ignore[assignment]  # batched: the texts of many requests
+        items = as_items(request)
         if not items:
             return []  # every request of this batch was abandoned (service.http_guard)
         start = time.perf_counter()
