@@ -270,7 +270,8 @@ async function pollMetrics() {
     };
     const batch = (model) => {
       const t = per("lstm_inference_seconds", model), n = per("lstm_batch_items", model);
-      return t === null ? "–" : `${(1000 * t).toFixed(1)} ms · ${n.toFixed(1)} texts`;
+      const ms = 1000 * t;
+      return t === null ? "–" : `${ms.toFixed(ms < 10 ? 1 : 0)} ms · ${n.toFixed(1)} texts`;
     };
     const model = (task) => (s.find((x) => x.name === "lstm_model_info" && x.labels.task === task) || { labels: {} }).labels.model;
     $("stat-sentiment-batch").textContent = batch(model("sentiment"));
