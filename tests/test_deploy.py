@@ -149,7 +149,8 @@ def test_entrypoint_is_make_serve() -> None:
     assert entrypoint[2].startswith("exec ")  # bentoml becomes PID 1 and gets SIGTERM itself
     assert shlex.split(entrypoint[2].removeprefix("exec ")) == shlex.split(make_serve_command())
     assert make_serve_command() == "bentoml serve service.service:LSTMService --port $PORT"
-    assert ("ENV", "PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 BENTOML_DO_NOT_TRACK=true BENTOML_HOME=/home/app/bentoml PORT=3000") in [(i, " ".join(a.split())) for i, a in stages()[1]]
+    env = "PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 BENTOML_DO_NOT_TRACK=true BENTOML_HOME=/home/app/bentoml PORT=3000"
+    assert ("ENV", env) in [(i, " ".join(a.split())) for i, a in stages()[1]]
 
 
 def healthcheck_command() -> list[str]:
