@@ -150,6 +150,10 @@ def start_systems(keys: list[str], env: dict[str, str], candidate: Path | None) 
     for key in keys:
         if key == "bentoml":
             systems.append(System(key, "(a) this service", ServiceProcess(logs / "bentoml.log", **env), True))
+        elif key == "bentoml-2w":  # the same CPU spread over two worker processes, one intra-op thread each
+            threads = str(max(1, int(env["TORCH_THREADS"]) // 2))
+            server = ServiceProcess(logs / "bentoml-2w.log", **{**env, "WORKERS": "2", "TORCH_THREADS": threads})
+            systems.append(System(key, "(a2) this service, WORKERS=2", server, True))
         elif key == "bentoml-unbatched":
             systems.append(System(key, "(b) this service, BATCHING=off", ServiceProcess(logs / "bentoml-unbatched.log", **env, BATCHING="off"), True))
         elif key == "fastapi":
