@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -24,7 +23,7 @@ from typing import Any
 import yaml
 
 from loadtests.loadgen import Result, encode_post, run
-from loadtests.server import ROOT, free_port
+from loadtests.server import ROOT, ServerProcess
 
 DEPLOY = ROOT / "deploy"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
@@ -64,7 +63,7 @@ def local_config(target: str, interval: str = "1s") -> dict[str, Any]:
     return config
 
 
-class PrometheusProcess:
+class PrometheusProcess(ServerProcess):
     """``prometheus`` on a free port with ``local_config(target)``; its files and log under ``workdir``, its data fresh."""
 
     def __init__(self, target: str, workdir: Path, interval: str = "1s") -> None:
@@ -72,31 +71,17 @@ class PrometheusProcess:
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "prometheus.yml"
         config.write_text(yaml.safe_dump(local_config(target, interval), sort_keys=False))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "prometheus.log"
         cmd = [
             prometheus_binary(),
             f"--config.file={config}",
             f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.listen-address=127.0.0.1:{port}",
         ]
-        self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        super().__init__(cmd, workdir / "prometheus.log", ready_path="/-/ready")
 
     def wait_ready(self, timeout: float = 30.0) -> PrometheusProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"prometheus not ready after {timeout}s:\n{self.log.read_text()[-3000:]}")
+        super().wait_ready(timeout)
+        return self
 
     def api(self, path: str, **params: Any) -> Any:
         """GET /api/v1/<path>; the ``data`` of a successful answer, else ``PrometheusError`` with Prometheus' message."""
@@ -128,15 +113,6 @@ class PrometheusProcess:
             if result or time.monotonic() > deadline:
                 return result
             time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class PrometheusError(RuntimeError):
