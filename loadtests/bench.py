@@ -50,6 +50,7 @@ from loadtests.loadgen import Measurement
 from loadtests.profile import profile_summary
 from loadtests.server import ROOT, ServerProcess, ServiceProcess
 from loadtests.texts import CAPTIONS, REVIEWS
+from service.config import default_workers, usable_cores
 
 RESULTS = ROOT / "loadtests" / "results"
 LITSERVE_MAX_BATCH_SIZE = "64"
@@ -143,19 +144,21 @@ class System:
         os.killpg(self.server.proc.pid, signal.SIGCONT)
 
 
-def start_systems(keys: list[str], env: dict[str, str], candidate: Path | None) -> list[System]:
+def start_systems(keys: list[str], env: dict[str, str], service_env: dict[str, str], candidate: Path | None) -> list[System]:
+    """``env``: the baselines' (one process, ``TORCH_THREADS`` = all cores); ``service_env``: this service's workers and threads."""
     logs = RESULTS / "bench-logs"
     py = sys.executable
+    workers = f"WORKERS={service_env['WORKERS']} x TORCH_THREADS={service_env['TORCH_THREADS']}"
     systems: list[System] = []
     for key in keys:
         if key == "bentoml":
-            systems.append(System(key, "(a) this service", ServiceProcess(logs / "bentoml.log", **env), True))
-        elif key == "bentoml-2w":  # the same CPU spread over two worker processes, one intra-op thread each
-            threads = str(max(1, int(env["TORCH_THREADS"]) // 2))
-            server = ServiceProcess(logs / "bentoml-2w.log", **{**env, "WORKERS": "2", "TORCH_THREADS": threads})
-            systems.append(System(key, "(a2) this service, WORKERS=2", server, True))
+            systems.append(System(key, f"(a) this service ({workers})", ServiceProcess(logs / "bentoml.log", **service_env), True))
+        elif key == "bentoml-1w":  # the worker effect: one process with all the threads, as the baselines run
+            server = ServiceProcess(logs / "bentoml-1w.log", **{**service_env, "WORKERS": "1", "TORCH_THREADS": env["TORCH_THREADS"]})
+            systems.append(System(key, f"(a1) this service, WORKERS=1 x TORCH_THREADS={env['TORCH_THREADS']}", server, True))
         elif key == "bentoml-unbatched":
-            systems.append(System(key, "(b) this service, BATCHING=off", ServiceProcess(logs / "bentoml-unbatched.log", **env, BATCHING="off"), True))
+            server = ServiceProcess(logs / "bentoml-unbatched.log", **service_env, BATCHING="off")
+            systems.append(System(key, f"(b) this service, BATCHING=off ({workers})", server, True))
         elif key == "fastapi":
             cmd = [py, "-m", "uvicorn", "loadtests.baselines.fastapi_app:app", "--host", "127.0.0.1", "--port", "{port}", "--no-access-log"]
             systems.append(System(key, "(c) FastAPI, unbatched", ServerProcess(cmd, logs / "fastapi.log", env), False))
@@ -166,7 +169,8 @@ def start_systems(keys: list[str], env: dict[str, str], candidate: Path | None) 
         else:
             raise SystemExit(f"unknown system {key!r}")
     if candidate is not None:
-        systems.insert(1, System("candidate", f"(a*) service from {candidate}", ServiceProcess(logs / "candidate.log", root=candidate, **env), True))
+        server = ServiceProcess(logs / "candidate.log", root=candidate, **service_env)
+        systems.insert(1, System("candidate", f"(a*) service from {candidate} ({workers})", server, True))
     t0 = time.monotonic()
     try:
         for s in systems:
@@ -270,11 +274,24 @@ def measure(system: System, sc: Scenario, concurrency: int, duration: float) -> 
     )
 
 
-def ceiling(task: str, env: dict[str, str], seconds: float) -> list[dict[str, Any]]:
+def ceiling(task: str, env: dict[str, str], processes: int, seconds: float) -> list[dict[str, Any]]:
+    """The model alone in ``processes`` processes at once (``env``'s threads each), texts/s summed per batch size.
+
+    The processes load, then start together at a common instant, so their timed windows coincide."""
     sizes = ["32", "64", "128", "256", "512"] if task == "sentiment" else ["8", "16", "32", "64", "128"]
-    cmd = [sys.executable, "-m", "loadtests.model_alone", "--task", task, "--seconds", f"{seconds:g}", "--batch-sizes", *sizes]
-    out = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    start_at = time.time() + 20.0  # loading takes a few seconds
+    cmd = [sys.executable, "-m", "loadtests.model_alone", "--task", task, "--seconds", f"{seconds:g}", "--start-at", f"{start_at:.3f}", "--batch-sizes", *sizes]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise SystemExit(f"model_alone failed: {cmd}")
+    runs = [[json.loads(line) for line in out.splitlines() if line.startswith("{")] for out in outs]
+    rows = []
+    for parts in zip(*runs, strict=True):
+        tps = sum(r["texts_per_s"] for r in parts)
+        ms = sum(r["ms_per_batch"] for r in parts) / len(parts)
+        rows.append({**parts[0], "texts_per_s": tps, "ms_per_batch": ms, "processes": processes, "threads": int(env["TORCH_THREADS"])})
+    return rows
 
 
 # ---------------------------------------------------------------- report
@@ -435,7 +452,10 @@ def write_report(
         "",
         f"- Machine: {machine()}.",
         f"- Software: {versions()}.",
-        f"- Every server: one worker process, `TORCH_THREADS={args.torch_threads}`, device `{args.device}`, the shipped artifacts, access logs off.",
+        f"- Device `{args.device}`, the shipped artifacts, access logs off. This service runs as it ships: `WORKERS={args.workers}` "
+        f"processes with `TORCH_THREADS={max(1, args.torch_threads // args.workers)}` each (its default on this machine: one single-threaded "
+        f"worker per core); the baselines run as they ship, one process with `TORCH_THREADS={args.torch_threads}`; (a1) is this service "
+        "in that same one-process layout, so the worker effect and the rest can be told apart.",
         f"- Load generator: {generator_name()}; closed loop (each connection sends its next request when the answer is in), "
         f"keep-alive, the scenario's request bodies in turn, on the same machine. It used at most **{gen_max:.2f} cores** "
         "during any measurement (column *gen. cores*).",
@@ -444,7 +464,9 @@ def write_report(
         "",
         "Systems:",
         "",
-        "- **(a) this service**: `bentoml serve service.service:LSTMService`, default settings (adaptive batching, `MAX_BATCH_SIZE=128` texts).",
+        "- **(a) this service**: `bentoml serve service.service:LSTMService`, default settings (adaptive batching: a batch forms "
+        "the moment the model is free, `MAX_BATCH_SIZE=128` texts; `service/dispatcher.py`).",
+        "- **(a1) this service, one worker**: the same with `WORKERS=1` and all the threads in it.",
         "- **(b) this service, `BATCHING=off`**: the same code with the APIs registered unbatched: each request is one model call with its own texts.",
         "- **(c) FastAPI, unbatched**: `loadtests/baselines/fastapi_app.py`, sync handlers (FastAPI's thread pool), pydantic models, "
         "one model call per request, uvicorn, 1 worker.",
@@ -458,11 +480,20 @@ def write_report(
     text += ["", "## Targets", "", "| target | measured | required | verdict |", "| --- | --- | --- | --- |"]
     text += [f"| {t.name} | {t.measured} | {t.required} | {verdict(t.ok)} |" for t in tg]
     text += ["", f"![throughput]({pngs[0].name})", "", f"![latency]({pngs[1].name})", ""]
-    text += ["## (e) The model alone (ceiling)", "", "| task | batch size | texts/s | ms per batch |", "| --- | ---: | ---: | ---: |"]
+    text += [
+        "## (e) The model alone (ceiling)",
+        "",
+        "In one process with all the threads (as the baselines run) and, when this service runs several workers, in as many "
+        "processes at once with its threads each (texts/s summed; ms per batch averaged). The best row is the ceiling.",
+        "",
+        "| task | processes x threads | batch size | texts/s | ms per batch |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
     for task, rows in ceiling_rows.items():
         for r in rows:
             best = " (best)" if r["texts_per_s"] == ceilings.get(task) else ""
-            text.append(f"| {task} | {r['batch_size']} | {r['texts_per_s']:.0f}{best} | {r['ms_per_batch']:.1f} |")
+            layout = f"{r.get('processes', 1)} x {r.get('threads', '?')}"
+            text.append(f"| {task} | {layout} | {r['batch_size']} | {r['texts_per_s']:.0f}{best} | {r['ms_per_batch']:.1f} |")
     text.append("")
     for sc in scs:
         text += [
@@ -501,11 +532,12 @@ def main() -> None:
     ap.add_argument("--duration", type=float, help="seconds per measurement (default 8; 2 with --quick)")
     ap.add_argument("--concurrency", type=int, nargs="+", help="connections (default 1 8 32 64 128; 1 32 64 with --quick)")
     ap.add_argument("--max-duration", type=float, help="longest window, for slow load levels (default 30 s; 12 with --quick)")
-    ap.add_argument("--systems", nargs="+", default=["bentoml", "bentoml-unbatched", "fastapi", "litserve"])
+    ap.add_argument("--systems", nargs="+", default=["bentoml", "bentoml-1w", "bentoml-unbatched", "fastapi", "litserve"])
     ap.add_argument("--scenarios", nargs="+", help="scenario keys to run (default: all)")
     ap.add_argument("--candidate", type=Path, help="also measure the service of this checkout, as (a*)")
     ap.add_argument("--device", default="cpu", help="DEVICE for every system (cpu, cuda)")
-    ap.add_argument("--torch-threads", type=int, default=os.cpu_count() or 1, help="TORCH_THREADS for every system (default: all cores)")
+    ap.add_argument("--torch-threads", type=int, default=usable_cores(), help="TORCH_THREADS of the one-process servers (c), (d), (a1) (default: all cores)")
+    ap.add_argument("--workers", type=int, help="WORKERS of this service (default: its own default for the device); TORCH_THREADS = cores / WORKERS")
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, help="py-spy profile of (a) under load (default: on unless --quick)")
     ap.add_argument("--out", type=Path, help="report (default docs/benchmarks.md; docs/benchmarks-gpu.md for cuda)")
     args = ap.parse_args()
@@ -519,13 +551,15 @@ def main() -> None:
         args.concurrency = [1, 8, 32, 64, 128, 256]
     scs = [sc for sc in scenarios(args.concurrency, args.quick) if not args.scenarios or sc.key in args.scenarios]
     env = {"TORCH_THREADS": str(args.torch_threads), "DEVICE": args.device}
+    args.workers = args.workers or default_workers(args.device)
+    service_env = {"WORKERS": str(args.workers), "TORCH_THREADS": str(max(1, args.torch_threads // args.workers)), "DEVICE": args.device}
     started = time.monotonic()
     n_points = sum(len(sc.concurrency) for sc in scs) * (len(args.systems) + (args.candidate is not None))
     print(f"bench: {len(scs)} scenarios, {n_points} measurements of {args.duration:g} s, generator: {'wrk' if wrk.available() else 'loadgen'}", flush=True)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     print("starting servers ...", flush=True)
-    systems = start_systems(args.systems, env, args.candidate)
+    systems = start_systems(args.systems, env, service_env, args.candidate)
     points: list[Point] = []
     ceiling_rows: dict[str, list[dict[str, Any]]] = {}
     profile: str | None = None
@@ -567,9 +601,11 @@ def main() -> None:
                     )
         for task in sorted({sc.task for sc in scs}):
             print(f"== model alone: {task}", flush=True)
-            ceiling_rows[task] = ceiling(task, env, 1.5 if args.quick else 3.0)
+            seconds = 1.5 if args.quick else 3.0
+            layouts = [(env, 1)] + ([(service_env, args.workers)] if args.workers > 1 else [])  # as the baselines run, as this service runs
+            ceiling_rows[task] = [r for e, n in layouts for r in ceiling(task, e, n, seconds)]
             for r in ceiling_rows[task]:
-                print(f"  batch {r['batch_size']:>4}: {r['texts_per_s']:8.0f} texts/s", flush=True)
+                print(f"  {r['processes']} x {r['threads']} threads, batch {r['batch_size']:>4}: {r['texts_per_s']:8.0f} texts/s", flush=True)
         a = next((s for s in systems if s.key == "bentoml"), None)
         if args.profile and a is not None and scs:
             print("== py-spy profile of (a) under load", flush=True)

@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--beam-size", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=3.0, help="per batch size, after one warm-up call")
     ap.add_argument("--device", default=os.environ.get("DEVICE", "auto"))
+    ap.add_argument("--start-at", type=float, default=0.0, help="Unix time to start measuring at, after loading (several processes in step)")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("TORCH_THREADS") or os.cpu_count() or 1))
 
@@ -53,9 +54,11 @@ def main() -> None:
         def call(texts: list[str]) -> None:
             model.run(texts, [targets[i % len(targets)] for i in range(len(texts))], args.beam_size)
 
+    for size in args.batch_sizes:  # warm-up (TorchScript's profiling runs, allocator)
+        call(next(batches(pool, size)))
+    time.sleep(max(0.0, args.start_at - time.time()))
     for size in args.batch_sizes:
         source = batches(pool, size)
-        call(next(source))  # warm-up (TorchScript's profiling runs, allocator)
         calls = 0
         start = time.perf_counter()
         while (elapsed := time.perf_counter() - start) < args.seconds or calls < 2:

@@ -7,6 +7,7 @@ command that serves HTTP on ``{port}`` (the benchmark's baselines).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+
+from service.config import default_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +41,7 @@ class ServerProcess:
         self.ready_path = ready_path
         log.parent.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, "PORT": str(self.port), **(env or {})}
+        self.env = full_env
         cmd = [part.replace("{port}", str(self.port)) for part in cmd]
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -101,8 +105,19 @@ class ServiceProcess(ServerProcess):
         super().__init__(cmd, log, env, cwd=Path(root))
 
     def wait_ready(self, timeout: float = 180.0) -> ServiceProcess:
+        """Ready when every worker is: ``/readyz`` answers from whichever worker takes the connection, so
+        then wait for ``lstm_workers_ready`` to reach ``WORKERS`` (a service without that metric: ``/readyz`` only)."""
+        deadline = time.monotonic() + timeout
         super().wait_ready(timeout)
-        return self
+        expected = int(self.env["WORKERS"]) if self.env.get("WORKERS", "auto") != "auto" else default_workers(self.env.get("DEVICE", "auto"))
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as r:
+                match = re.search(r"^lstm_workers_ready (\S+)$", r.read().decode(), re.MULTILINE)
+            if match is None or float(match.group(1)) >= expected:
+                return self
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"{expected} workers not ready after {timeout}s:\n{self.log.read_text()[-4000:]}")
 
     def stop(self, timeout: float = 30.0) -> int:
         code = super().stop(timeout)

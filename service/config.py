@@ -8,7 +8,7 @@
 | DEFAULT_BEAM_SIZE | 4 | beam size when a request gives none (1 = greedy) |
 | MAX_BEAM_SIZE | 8 | largest beam a request may ask for |
 | DEVICE | auto | `auto` (CUDA when available, else CPU), `cpu`, `cuda`, `cuda:1` |
-| WORKERS | 1 | BentoML worker processes |
+| WORKERS | auto | BentoML worker processes; `auto`: one per CPU core (at most 4) on the CPU, 1 on a GPU |
 | TORCH_THREADS | cores / WORKERS | intra-op threads per worker |
 | MAX_TEXTS | 64 | texts per request |
 | MAX_TEXT_CHARS | 2000 | characters per text |
@@ -77,17 +77,37 @@ class Settings:
     max_explain_tokens: int
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers(device: str) -> int:
+    """One single-threaded worker per core on the CPU: an LSTM batch uses ~1 core however many threads it gets
+    (docs/benchmarks.md: two workers x 1 thread answered about twice the requests of one worker x 2 threads).
+    At most 4, since each worker holds its own copy of the models (~0.8 GB resident). One worker drives a GPU."""
+    if device.startswith("cuda"):
+        return 1
+    if device == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            return 1
+    return min(usable_cores(), 4)
+
+
 def load_settings() -> Settings:
-    workers = _int("WORKERS", 1)
+    device = os.environ.get("DEVICE", "auto").strip() or "auto"
+    workers = default_workers(device) if os.environ.get("WORKERS", "auto").strip() in ("", "auto") else _int("WORKERS", 1)
     return Settings(
         port=_int("PORT", 3000),
         sentiment_artifact=Path(os.environ.get("SENTIMENT_ARTIFACT") or ARTIFACTS_DIR / "sentiment-bilstm.pt"),
         translation_artifact=Path(os.environ.get("TRANSLATION_ARTIFACT") or ARTIFACTS_DIR / "translator-lstm.pt"),
         default_beam_size=_int("DEFAULT_BEAM_SIZE", 4),
         max_beam_size=_int("MAX_BEAM_SIZE", 8),
-        device=os.environ.get("DEVICE", "auto").strip() or "auto",
+        device=device,
         workers=workers,
-        torch_threads=_int("TORCH_THREADS", max(1, (os.cpu_count() or 1) // workers)),
+        torch_threads=_int("TORCH_THREADS", max(1, usable_cores() // workers)),
         max_texts=_int("MAX_TEXTS", 64),
         max_text_chars=_int("MAX_TEXT_CHARS", 2000),
         max_body_bytes=_int("MAX_BODY_BYTES", 1 << 20),

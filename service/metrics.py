@@ -7,6 +7,7 @@ so nothing here imports it at module level.
 | metric | type | labels | meaning |
 | --- | --- | --- | --- |
 | lstm_model_info | gauge (1) | model, task, version, sha256, device | which artifact is loaded |
+| lstm_workers_ready | gauge | | worker processes that have loaded the models (summed over live workers; = WORKERS when all serve) |
 | lstm_inference_seconds | histogram | model | model time per batch |
 | lstm_batch_items | histogram | model | texts per batch |
 | lstm_batch_tokens | histogram | model | real (unpadded) tokens per batch |
@@ -44,6 +45,7 @@ class Metrics:
         from prometheus_client import Counter, Gauge, Histogram
 
         self.model_info = Gauge("lstm_model_info", "Loaded model artifact (value 1)", ["model", "task", "version", "sha256", "device"], multiprocess_mode="max")
+        self.workers_ready = Gauge("lstm_workers_ready", "Worker processes that have loaded the models", multiprocess_mode="livesum")
         self.inference_seconds = Histogram("lstm_inference_seconds", "Model inference time per batch", ["model"], buckets=_TIME)
         self.batch_items = Histogram("lstm_batch_items", "Texts per model batch", ["model"], buckets=_COUNT)
         self.batch_tokens = Histogram("lstm_batch_tokens", "Real (unpadded) tokens per model batch", ["model"], buckets=_TOKENS)

@@ -329,7 +329,7 @@ def test_kubernetes_objects_fit_together() -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
-    assert container["resources"]["requests"]["cpu"] == env["TORCH_THREADS"]  # one intra-op thread per requested core
+    assert int(container["resources"]["requests"]["cpu"]) == int(env["WORKERS"]) * int(env["TORCH_THREADS"])  # one thread per requested core
     assert "memory" in container["resources"]["limits"]
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001  # the image's user
     # Service -> pods; ServiceMonitor -> Service; the job name the alerts select

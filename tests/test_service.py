@@ -129,3 +129,43 @@ def test_concurrent_requests_are_batched_and_answered_in_order(server: Server) -
     items = metric(server, "lstm_batch_items_sum", model="sentiment-bilstm") - items_before
     assert items == 48
     assert batches < 24, f"{batches} model calls for 24 concurrent requests: no batching happened"
+
+
+def test_every_worker_is_ready_and_serves(server: Server) -> None:
+    """WORKERS=auto: one worker per core (at most 4) on the CPU; metrics add up over the workers."""
+    import psutil
+
+    from service.config import default_workers
+
+    workers = default_workers("auto")
+    assert metric(server, "lstm_workers_ready") == workers
+    assert metric(server, "lstm_model_info", model="sentiment-bilstm") == 1  # "max" over the workers, not their sum
+    procs = [p for p in psutil.Process(server.proc.pid).children(recursive=True) if "_bentoml_impl.worker.service" in " ".join(p.cmdline())]
+    assert len(procs) == workers
+    before = [p.cpu_times() for p in procs]
+    http_before = metric(server, "bentoml_service_request_total", endpoint="/sentiment", http_response_code="200")
+
+    def one(i: int) -> int:  # a new connection each: the kernel hands each to whichever worker accepts first
+        return post(server, {"texts": [f"review number {i} , a fine film"]}).status_code
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(one, range(160))) == {200}
+    used = [sum(a[:2]) - sum(b[:2]) for a, b in zip((p.cpu_times() for p in procs), before, strict=True)]
+    assert min(used) > 0.02, f"a worker took no requests: CPU seconds per worker {used}"
+    assert metric(server, "bentoml_service_request_total", endpoint="/sentiment", http_response_code="200") == http_before + 160
+
+
+def test_a_lone_request_is_not_held_back_after_a_burst(server: Server) -> None:
+    """service.dispatcher: a batch forms as soon as the model is free. (BentoML's learned wait, fed by the queueing of a
+    burst, held a lone 32-text request ~130 ms waiting for company.)"""
+    texts = [f"a gripping , well acted film , number {i}" for i in range(32)]
+    with cf.ThreadPoolExecutor(32) as pool:
+        assert set(pool.map(lambda _: post(server, {"texts": texts}).status_code, range(96))) == {200}
+    n0 = metric(server, "lstm_batch_wait_seconds_count", model="sentiment-bilstm")
+    s0 = metric(server, "lstm_batch_wait_seconds_sum", model="sentiment-bilstm")
+    for _ in range(10):
+        assert post(server, {"texts": texts}).status_code == 200
+    n = metric(server, "lstm_batch_wait_seconds_count", model="sentiment-bilstm") - n0
+    mean_wait = (metric(server, "lstm_batch_wait_seconds_sum", model="sentiment-bilstm") - s0) / n
+    assert n == 10
+    assert mean_wait < 0.015, f"a lone request waited {1000 * mean_wait:.1f} ms on average for its batch"

@@ -39,7 +39,7 @@ KEY_PANELS = [
     "Tokens per second",
     "Padding share of batch tensors",
     "Predictions by label (drift)",
-    "CPU",
+    "CPU (cores used) and workers ready",
     "Memory",
     "Input length (tokens per text)",
 ]
