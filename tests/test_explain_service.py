@@ -96,7 +96,7 @@ def test_flags_mixed_in_concurrent_requests(server: Server) -> None:
         beam, flag = (1, 4)[i % 2], i % 3 == 0
         return beam, flag, answer(server, "/translate", {"texts": [source], "target": "de", "beam_size": beam, "alignment": flag})
 
-    with cf.ThreadPoolExecutor(8) as pool:
+    with cf.ThreadPoolExecutor(24) as pool:  # all at once: with a worker per core, requests share a batch only when they queue
         s_out = list(pool.map(sentiment, range(24)))
         t_out = list(pool.map(translate, range(12)))
     for text, flag, r in s_out:
