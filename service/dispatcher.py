@@ -28,10 +28,13 @@ it runs when ``service.service`` is imported, before BentoML builds the app.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from bentoml._internal.marshal.dispatcher import CorkDispatcher, Job
+
+log = logging.getLogger(__name__)
 
 
 class IdleDispatcher(CorkDispatcher[Any, Any]):
@@ -40,16 +43,19 @@ class IdleDispatcher(CorkDispatcher[Any, Any]):
 
     async def controller(self) -> None:
         while True:
-            async with self._wake_event:  # woken by a new request (inbound_call) or a finished batch (outbound_call)
-                await self._wake_event.wait_for(self._ready)
-            now = time.time()
-            while self._queue and now - self._queue[0].enqueue_time >= self.max_latency:
-                self._queue.popleft().future.cancel()  # waited past the budget: the fallback answers 503
-            if not self._queue:
-                continue
-            self._sema.acquire()
-            jobs = tuple(self._get_inputs())  # oldest first, up to max_batch_size texts (a request may be split)
-            self._loop.create_task(self.outbound_call(jobs))
+            try:
+                async with self._wake_event:  # woken by a new request (inbound_call) or a finished batch (outbound_call)
+                    await self._wake_event.wait_for(self._ready)
+                now = time.time()
+                while self._queue and now - self._queue[0].enqueue_time >= self.max_latency:
+                    self._queue.popleft().future.cancel()  # waited past the budget: the fallback answers 503
+                if not self._queue:
+                    continue
+                jobs = tuple(self._get_inputs())  # oldest first, up to max_batch_size texts (a request may be split)
+                self._sema.acquire()  # released by outbound_call when the batch is done
+                self._loop.create_task(self.outbound_call(jobs))
+            except Exception:  # keep dispatching whatever one batch did (as BentoML's controller does)
+                log.exception("error while forming a batch")
 
     async def outbound_call(self, inputs_info: tuple[Job[Any, Any], ...], training: bool = False) -> None:
         try:

@@ -1,9 +1,12 @@
 """BLEU of a translation artifact on Multi30k test_2016_flickr, through the serving Python API.
 
     python -m models.translation.evaluate --data-dir ../shared/data/multi30k [--artifact PATH] [--beams 1 4]
+    python -m models.translation.evaluate --data-dir ../shared/data/multi30k --split val --beams 4 --alphas 0.7 1.0 1.3
 
 sacreBLEU on detokenized output, both cased (as-is) and ``lowercase=True`` (the
-convention of the published Multi30k results).
+convention of the published Multi30k results). ``--alphas`` overrides the
+length-penalty exponent stored in the program (``score / length**alpha`` picks
+the final hypothesis), to tune it on ``--split val``.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from typing import Any
 from models.translation.data import read_pairs
 
 
-def test_bleu(artifact: str | Path, data_dir: str | Path, beams: tuple[int, ...] = (1, 4), split: str = "test", verify: bool = False) -> list[dict[str, Any]]:
+def test_bleu(
+    artifact: str | Path, data_dir: str | Path, beams: tuple[int, ...] = (1, 4), split: str = "test", verify: bool = False, alpha: float | None = None
+) -> list[dict[str, Any]]:
     import sacrebleu
 
     from service.inference import load_translation_model
 
     tm = load_translation_model(artifact, verify=verify)
+    if alpha is not None:
+        tm.program.alpha = alpha  # a plain attribute of the scripted BeamSearch
     scores = []
     for source, target in tm.pairs:
         data = read_pairs(data_dir, split, source, target)
@@ -39,7 +46,8 @@ def test_bleu(artifact: str | Path, data_dir: str | Path, beams: tuple[int, ...]
                         "value": round(value, 2),
                     }
                 )
-                print(f"{source}->{target} beam {beam} {'lowercase' if lowercase else 'cased'}: BLEU {value:.2f}", flush=True)
+                alpha_note = "" if alpha is None else f" alpha {alpha:g}"
+                print(f"{source}->{target} {split} beam {beam}{alpha_note} {'lowercase' if lowercase else 'cased'}: BLEU {value:.2f}", flush=True)
     return scores
 
 
@@ -50,8 +58,11 @@ def main() -> None:
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--artifact", default=str(ARTIFACTS_DIR / "translator-lstm.pt"))
     ap.add_argument("--beams", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--split", choices=["test", "val"], default="test", help="test_2016_flickr (reported) or val (for tuning)")
+    ap.add_argument("--alphas", type=float, nargs="+", help="length-penalty exponents to try instead of the program's own")
     args = ap.parse_args()
-    test_bleu(args.artifact, args.data_dir, tuple(args.beams), verify=True)
+    for alpha in args.alphas or [None]:
+        test_bleu(args.artifact, args.data_dir, tuple(args.beams), args.split, verify=True, alpha=alpha)
 
 
 if __name__ == "__main__":
