@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
+import string
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from loadtests.server import ROOT, ServiceProcess
@@ -27,6 +32,34 @@ def server() -> Iterator[ServiceProcess]:
     s = start_server("main")
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def one_worker() -> Iterator[ServiceProcess]:
+    """The shipped settings in one worker: for what happens inside one worker's queue (batching, shedding)."""
+    s = start_server("one-worker", WORKERS="1")
+    yield s
+    s.stop()
+
+
+def gibberish(n: int, chars: int, seed: int = 0) -> list[str]:
+    """Texts the translator decodes to its maximum length: the slowest valid input there is."""
+    rng = random.Random(seed)
+    return ["".join(rng.choice(string.ascii_letters + " ") for _ in range(chars)) for _ in range(n)]
+
+
+@contextmanager
+def busy_model(server: ServiceProcess, texts: int = 2) -> Iterator[None]:
+    """A long translation runs meanwhile (``texts`` x 1,000 characters at beam 4, ~0.6 s each): with one
+    worker and one model thread, requests sent now queue behind it and form batches together once it is done."""
+    t = threading.Thread(
+        target=httpx.post, args=(f"{server.url}/translate",), kwargs={"json": {"texts": gibberish(texts, 1000), "target": "de"}, "timeout": 60}
+    )
+    t.start()
+    try:
+        yield
+    finally:
+        t.join()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 
 from service.config import settings
 
-from .conftest import Server
+from .conftest import Server, busy_model
 from .test_service import metric
 
 REVIEW = "I liked this product at first. But the battery dies after an hour, the screen scratches easily and the support never answered my emails."
@@ -81,8 +81,9 @@ def test_alignment_shapes_and_rows(server: Server) -> None:
             assert "".join(a["target_tokens"][:-1]).replace("▁", " ").strip() == p["translation"]
 
 
-def test_flags_mixed_in_concurrent_requests(server: Server) -> None:
+def test_flags_mixed_in_concurrent_requests(one_worker: Server) -> None:
     """Requests with and without flags share batches; each gets exactly what it asked for."""
+    server = one_worker
     texts, source = TEXTS[1:], "A man in a blue shirt is riding a bike."  # short texts: the point is sharing, not load
     s_plain = {t: answer(server, "/sentiment", {"texts": [t]}) for t in texts}
     t_plain = {b: answer(server, "/translate", {"texts": [source], "target": "de", "beam_size": b}) for b in (1, 4)}
@@ -96,8 +97,9 @@ def test_flags_mixed_in_concurrent_requests(server: Server) -> None:
         beam, flag = (1, 4)[i % 2], i % 3 == 0
         return beam, flag, answer(server, "/translate", {"texts": [source], "target": "de", "beam_size": beam, "alignment": flag})
 
-    with cf.ThreadPoolExecutor(24) as pool:  # all at once: with a worker per core, requests share a batch only when they queue
+    with busy_model(server), cf.ThreadPoolExecutor(24) as pool:  # they queue behind a long translation, then share batches
         s_out = list(pool.map(sentiment, range(24)))
+    with cf.ThreadPoolExecutor(8) as pool:
         t_out = list(pool.map(translate, range(12)))
     for text, flag, r in s_out:
         assert ("explanation" in r) == flag

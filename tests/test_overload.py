@@ -3,8 +3,9 @@
 A server runs with small limits so the burst is quick: ``MAX_IN_FLIGHT=16``,
 ``REQUEST_TIMEOUT_S=3`` and a batching budget (``MAX_LATENCY_MS``) too long to
 shed, so each mechanism is seen on its own. The batcher's shedding (503) is
-shown with the shipped settings. Both run one worker: the limits and the batch
-queue are per worker, and with several a request may land on an idle one.
+shown with the shipped settings (the ``one_worker`` server). Both run one
+worker: the limits and the batch queue are per worker, and with several a
+request may land on an idle one.
 
 Longer burst: ``BURST_SECONDS=60 pytest tests/test_overload.py``.
 """
@@ -13,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import socket
-import string
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from loadtests.slo import load_slo
 from loadtests.soak import closed_loop, encode, tree_rss
 from loadtests.texts import REVIEWS
 
-from .conftest import Server, start_server
+from .conftest import Server, gibberish, start_server
 from .test_service import metric
 
 MAX_IN_FLIGHT = 16
@@ -42,20 +41,6 @@ def small() -> Iterator[Server]:
     s = start_server("overload", WORKERS="1", MAX_IN_FLIGHT=str(MAX_IN_FLIGHT), REQUEST_TIMEOUT_S=str(DEADLINE_S), MAX_LATENCY_MS="60000")
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="module")
-def one_worker() -> Iterator[Server]:
-    """The shipped settings in one worker."""
-    s = start_server("one-worker", WORKERS="1")
-    yield s
-    s.stop()
-
-
-def gibberish(n: int, chars: int, seed: int = 0) -> list[str]:
-    """Texts the translator decodes to its maximum length: the slowest valid input there is."""
-    rng = random.Random(seed)
-    return ["".join(rng.choice(string.ascii_letters + " ") for _ in range(chars)) for _ in range(n)]
 
 
 SLOW = {"texts": gibberish(8, 1000), "target": "de", "beam_size": 4}  # ~5 s of model time (one thread), at the work budget (32,000)

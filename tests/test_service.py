@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from .conftest import Server
+from .conftest import Server, busy_model
 
 JSON = {"content-type": "application/json"}
 
@@ -111,7 +111,9 @@ def test_metrics_count_requests_and_labels(server: Server) -> None:
         assert metric(server, name, model="sentiment-bilstm") > 0, name
 
 
-def test_concurrent_requests_are_batched_and_answered_in_order(server: Server) -> None:
+def test_concurrent_requests_are_batched_and_answered_in_order(one_worker: Server) -> None:
+    """Requests that queue while the model is busy share the next batch, and each gets its own answers back."""
+    server = one_worker
     batches_before = metric(server, "lstm_batch_items_count", model="sentiment-bilstm")
     items_before = metric(server, "lstm_batch_items_sum", model="sentiment-bilstm")
     texts = [f"{w} film number {i}" for i in range(24) for w in ("a wonderful", "a terrible")]
@@ -121,7 +123,7 @@ def test_concurrent_requests_are_batched_and_answered_in_order(server: Server) -
         assert r.status_code == 200
         return r.json()  # type: ignore[no-any-return]
 
-    with cf.ThreadPoolExecutor(24) as pool:
+    with busy_model(server), cf.ThreadPoolExecutor(24) as pool:
         results = list(pool.map(one, range(24)))
     for out in results:
         assert [o["label"] for o in out] == ["positive", "negative"]  # each request gets its own answers back
