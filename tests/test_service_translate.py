@@ -7,7 +7,7 @@ import concurrent.futures as cf
 import httpx
 import pytest
 
-from .conftest import Server
+from .conftest import Server, busy_model
 from .test_service import metric
 
 SENTENCES = ["A man in a blue shirt is riding a bike.", "Two dogs play in the snow.", "A woman is reading a book on a bench."]
@@ -58,12 +58,13 @@ def test_bad_input_is_4xx_with_a_message(server: Server, body: object, message: 
     assert message in r.json()["error"]
 
 
-def test_mixed_pairs_and_beams_are_grouped_not_mixed_up(server: Server) -> None:
+def test_mixed_pairs_and_beams_are_grouped_not_mixed_up(one_worker: Server) -> None:
+    server = one_worker  # the requests queue behind a long translation, then share batches
     requests = [{"texts": [s], "target": t, "beam_size": b} for s in SENTENCES for t in ("de", "fr") for b in (1, 4)]
     alone = [post(server, r).json() for r in requests]
     items_before = metric(server, "lstm_batch_items_sum", model="translator-lstm")
     calls_before = metric(server, "lstm_batch_items_count", model="translator-lstm")
-    with cf.ThreadPoolExecutor(len(requests)) as pool:
+    with busy_model(server), cf.ThreadPoolExecutor(len(requests)) as pool:
         together = list(pool.map(lambda r: post(server, r).json(), requests))
     assert together == alone  # same answer whether batched with others or not
     assert metric(server, "lstm_batch_items_sum", model="translator-lstm") - items_before == len(requests)
