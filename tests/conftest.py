@@ -36,8 +36,9 @@ def server() -> Iterator[ServiceProcess]:
 
 @pytest.fixture(scope="session")
 def one_worker() -> Iterator[ServiceProcess]:
-    """The shipped settings in one worker: for what happens inside one worker's queue (batching, shedding)."""
-    s = start_server("one-worker", WORKERS="1")
+    """One worker, for what happens inside one worker's queue (batching); a batching budget long enough that
+    requests held behind ``busy_model`` on a loaded machine are never shed."""
+    s = start_server("one-worker", WORKERS="1", MAX_LATENCY_MS="30000")
     yield s
     s.stop()
 

@@ -3,7 +3,7 @@
 A server runs with small limits so the burst is quick: ``MAX_IN_FLIGHT=16``,
 ``REQUEST_TIMEOUT_S=3`` and a batching budget (``MAX_LATENCY_MS``) too long to
 shed, so each mechanism is seen on its own. The batcher's shedding (503) is
-shown with the shipped settings (the ``one_worker`` server). Both run one
+shown with the shipped settings in a third server. All run one
 worker: the limits and the batch queue are per worker, and with several a
 request may land on an idle one.
 
@@ -39,6 +39,14 @@ SLO = load_slo()
 @pytest.fixture(scope="module")
 def small() -> Iterator[Server]:
     s = start_server("overload", WORKERS="1", MAX_IN_FLIGHT=str(MAX_IN_FLIGHT), REQUEST_TIMEOUT_S=str(DEADLINE_S), MAX_LATENCY_MS="60000")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Iterator[Server]:
+    """The shipped settings (MAX_LATENCY_MS=2000) in one worker."""
+    s = start_server("shipped-one-worker", WORKERS="1")
     yield s
     s.stop()
 
@@ -168,9 +176,9 @@ def test_a_burst_of_ten_times_capacity_is_refused_early_and_the_service_recovers
     assert windows[-1] < target, f"p95 still over {target:.3f} s {RECOVERY_S} s after the burst: {windows}"
 
 
-def test_the_batcher_sheds_with_503_when_a_request_waits_past_the_budget(one_worker: Server) -> None:
+def test_the_batcher_sheds_with_503_when_a_request_waits_past_the_budget(shipped: Server) -> None:
     """Shipped settings: a request queued longer than MAX_LATENCY_MS (2 s) behind a long batch is shed."""
-    server = one_worker
+    server = shipped
     shed = metric(server, "lstm_rejected_requests_total", endpoint="/translate", reason="shed")
     log_size = server.log.stat().st_size
     slow, slow_out = in_background(post, server, "/translate", SLOW)
