@@ -2,15 +2,16 @@
 
     python -m loadtests.bench [--quick] [--duration 8] [--concurrency 1 8 32 64 128] [--device cuda]
 
-Systems, all serving the same TorchScript artifacts with the same intra-op
-threads (``TORCH_THREADS``, default: all cores) and one worker:
+Systems, all serving the same TorchScript artifacts on the same cores:
 
-  (a) ``bentoml``: this service as shipped (adaptive batching);
+  (a) ``bentoml``: this service as shipped (adaptive batching; ``WORKERS`` single-threaded workers,
+      by default one per core, ``--workers`` to change);
+  (a1) ``bentoml-1w``: the same in one worker with all the threads, the baselines' layout;
   (b) ``bentoml-unbatched``: this service with ``BATCHING=off`` (each request one model call);
   (c) ``fastapi``: a minimal unbatched FastAPI server (``loadtests/baselines/fastapi_app.py``);
   (d) ``litserve``: LitServe with its batching (``loadtests/baselines/litserve_app.py``);
-  (e) the model alone through the Python API, no HTTP, at its best batch size: the ceiling
-      (``loadtests/model_alone.py``).
+  (e) the model alone through the Python API, no HTTP, at its best batch size and process layout
+      (one process with all threads, or one per worker): the ceiling (``loadtests/model_alone.py``).
 
 All servers start at once and are then frozen (SIGSTOP) except the one under
 load, so an idle server takes no CPU, and the systems take turns at each load
