@@ -66,6 +66,48 @@ def test_a_batch_and_one_by_one_agree(reverser: BeamSearch) -> None:
     assert [decode(reverser, [s], 4)[0] for s in TEST] == batched
 
 
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_teacher_forcing_and_step_by_step_decoding_compute_the_same_logits(input_feeding: bool) -> None:
+    torch.manual_seed(2)
+    model = Seq2Seq(Seq2SeqConfig(vocab_size=16, embed_dim=8, enc_hidden=8, dec_hidden=12, input_feeding=input_feeding)).eval()
+    src, src_len = pad([[6, 7, 8, EOS], [9, EOS]], "cpu")
+    tgt = torch.tensor([[LANG, 10, 11, 12], [LANG, 13, EOS, PAD]])
+    with torch.no_grad():
+        forced = model(src, src_len, tgt)  # (B, T, V)
+        memory, keys, mask, h, c = model.encode(src, src_len)
+        o = torch.zeros(2, 1, 8)
+        for t in range(tgt.size(1)):
+            logits, _, o, h, c = model.step(tgt[:, t : t + 1], o, h, c, memory, keys, mask)
+            torch.testing.assert_close(logits[:, 0], forced[:, t])
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+@pytest.mark.parametrize("beam", [1, 4])
+def test_search_scores_are_the_teacher_forced_log_probabilities_of_its_output(input_feeding: bool, beam: int) -> None:
+    """Whatever the weights, the score search returns for its choice is the model's own log-probability
+    of that output per token, so the decoder state (and with input feeding, o) follows each hypothesis."""
+    torch.manual_seed(3)
+    model = Seq2Seq(Seq2SeqConfig(vocab_size=16, embed_dim=8, enc_hidden=8, dec_hidden=12, input_feeding=input_feeding)).eval()
+    search = BeamSearch(model, banned=[LANG, 5], len_a=1.5, len_b=2).eval()
+    seqs = [[6, 7, 8], [9, 10, 11, 12, 13, 14], [15, 6]]
+    src, src_len = pad([[*s, EOS] for s in seqs], "cpu")
+    for program in (search, torchscript.script(search)):
+        with torch.no_grad():
+            out, lengths, scores, _ = program(src, src_len, torch.full((3,), LANG), beam)
+            for i, s in enumerate(seqs):
+                y = out[i, : int(lengths[i])]
+                logp = torch.log_softmax(model(src[i : i + 1, : len(s) + 1], src_len[i : i + 1], torch.cat([torch.tensor([LANG]), y[:-1]])[None]), -1)[0]
+                picked = logp.gather(1, y[:, None])[:, 0]
+                forced_eos = len(y) == int(1.5 * (len(s) + 1)) + 2  # </s> forced at the bound costs nothing
+                expected = (picked[:-1].sum() + (0.0 if forced_eos else picked[-1])) / len(y)
+                torch.testing.assert_close(scores[i], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_input_feeding_changes_the_decoder() -> None:
+    plain, fed = (Seq2Seq(Seq2SeqConfig(vocab_size=16, embed_dim=8, enc_hidden=8, dec_hidden=12, input_feeding=f)) for f in (False, True))
+    assert plain.decoder.input_size == 8 and fed.decoder.input_size == 16  # [E[y_{t-1}] ; o_{t-1}]
+
+
 def test_output_is_bounded_by_source_length() -> None:
     torch.manual_seed(1)
     untrained = BeamSearch(Seq2Seq(Seq2SeqConfig(vocab_size=16, embed_dim=8, enc_hidden=8, dec_hidden=8)), banned=[LANG, 5], len_a=1.5, len_b=2).eval()

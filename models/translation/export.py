@@ -8,6 +8,10 @@ loaded, and the BLEU recorded here is measured after that round trip). Inside
 the ``.pt``: ``spm.model`` (the subword model) and ``meta.json`` (pairs,
 version, created-at, configuration, parameter count, training data, and BLEU
 on test_2016_flickr: greedy and beam 4, cased and lowercase).
+
+``--average N`` exports the mean of the weights saved at the end of the best
+epoch and the N-1 epochs before it (``epoch-{n}.pt``; checkpoint averaging,
+a cheap ensemble of nearby points on the same training path).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import argparse
 import datetime as dt
 import json
 from pathlib import Path
+
+import torch
 
 from models import torchscript
 from models.manifest import ARTIFACTS_DIR, record
@@ -28,12 +34,19 @@ NAME = "translator-lstm"
 VERSION = "1.0.0"
 
 
+def average_epochs(run: Path, last: int, n: int) -> dict[str, torch.Tensor]:
+    """Mean of the weights saved after epochs last-n+1 .. last."""
+    states = [load_checkpoint(run / f"epoch-{e}.pt")["model"] for e in range(last - n + 1, last + 1)]
+    return {k: sum(s[k].float() for s in states) / n for k in states[0]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/translation", help="training folder with best.pt and spm.model")
     ap.add_argument("--data-dir", required=True, help="Multi30k folder, for the test BLEU recorded in the artifact")
     ap.add_argument("--out", default=str(ARTIFACTS_DIR / f"{NAME}.pt"))
     ap.add_argument("--notes", default="")
+    ap.add_argument("--average", type=int, default=1, help="average the last N epochs' weights, ending at the best epoch")
     args = ap.parse_args()
 
     run = Path(args.run)
@@ -41,7 +54,8 @@ def main() -> None:
     tok = SubwordTokenizer((run / "spm.model").read_bytes())
     cfg = Seq2SeqConfig(**ck["config"])
     model, search = build_model(tok, cfg)
-    model.load_state_dict(ck["model"])
+    best_epoch = len(ck["state"]["history"])  # best.pt is written as its epoch closes
+    model.load_state_dict(average_epochs(run, best_epoch, args.average) if args.average > 1 else ck["model"])
     search.eval()
     pairs = [p.split("-") for p in ck["pairs"]]
     meta: dict[str, object] = {
@@ -57,7 +71,11 @@ def main() -> None:
         "weights_dtype": "float16",
         "decoding": {"len_a": search.len_a, "len_b": search.len_b, "length_penalty_alpha": search.alpha},
         "training_data": "Multi30k task 1 train (29,000 sentences per language)",
-        "training": {"epochs": len(ck["state"]["history"]), "best_val_bleu_greedy": round(ck["state"]["best_bleu"], 2)},
+        "training": {
+            "epochs": best_epoch,
+            "best_val_bleu_greedy": round(ck["state"]["best_bleu"], 2),
+            "averaged_epochs": list(range(best_epoch - args.average + 1, best_epoch + 1)),
+        },
         "notes": args.notes,
         "scores": [],
     }

@@ -62,10 +62,10 @@ class BeamSearch(nn.Module):
         eos_row[self.eos_id] = 0.0
 
         banned = torch.tensor(self.banned_ids, dtype=torch.long, device=src.device)
+        o = memory.new_zeros(BK, 1, self.model.embed.embedding_dim)  # previous attentional state (input feeding)
         steps = 0
         for t in range(T):
-            d, (h, c) = self.model.decoder(self.model.embed(tokens[:, t : t + 1]), (h, c))
-            logits, a = self.model.attend(d, memory, keys, mask)
+            logits, a, o, h, c = self.model.step(tokens[:, t : t + 1], o, h, c, memory, keys, mask)
             logp = torch.log_softmax(logits[:, 0].float(), dim=-1)  # (BK, V)
             logp[:, banned] = float("-inf")
             logp = torch.where((t + 1 >= max_len)[:, None], eos_row[None, :], logp)
@@ -78,7 +78,7 @@ class BeamSearch(nn.Module):
             tokens[:, t + 1] = tok
             attn = attn[sel]
             attn[:, t] = a[sel, 0].float()
-            h, c = h[:, sel], c[:, sel]
+            h, c, o = h[:, sel], c[:, sel], o[sel]
             was_finished = finished[sel]
             lengths = lengths[sel] + (~was_finished).long()
             finished = was_finished | (tok == self.eos_id)

@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--enc-hidden", type=int, default=256)
     ap.add_argument("--dec-hidden", type=int, default=512)
     ap.add_argument("--dropout", type=float, default=0.3)
+    ap.add_argument("--input-feeding", action="store_true", help="feed the last attentional state back into the decoder (Luong)")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -117,7 +118,7 @@ def main() -> None:
         v = v[: args.val_limit] if args.val_limit else v
         val[tgt_lang] = ([s for s, _ in v], [t for _, t in v])
 
-    cfg = init[1] if init else Seq2SeqConfig(tok.__len__(), args.embed, args.enc_hidden, args.dec_hidden, args.dropout)
+    cfg = init[1] if init else Seq2SeqConfig(len(tok), args.embed, args.enc_hidden, args.dec_hidden, args.dropout, args.input_feeding)
     torch.manual_seed(args.seed)
     model, search = build_model(tok, cfg)
     if init:
@@ -170,6 +171,7 @@ def main() -> None:
             scores[lang] = bleu(hyps, refs)
         mean_bleu = sum(scores.values()) / len(scores)
         entry = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "val_bleu_greedy": scores, "lr": state["lr"]}
+        save_checkpoint(out / f"epoch-{epoch + 1}.pt", {"model": model.state_dict()})  # for checkpoint averaging at export
         end_epoch(state, out, "best_bleu", mean_bleu, entry, save, on_plateau=lambda: state.update(lr=state["lr"] * 0.5))  # halve lr on a plateau
         print(f"epoch {epoch + 1}: train loss {loss_sum / max(n, 1):.3f}, val BLEU (greedy) {scores}", flush=True)
     print(f"done: best mean val BLEU {state['best_bleu']:.2f}; weights in {out / 'best.pt'}")
