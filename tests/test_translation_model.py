@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from models import torchscript
+from models.training import save_checkpoint
+from models.translation.export import average_epochs
 from models.translation.model import Seq2Seq, Seq2SeqConfig
 from models.translation.search import BeamSearch
 from models.translation.tokenizer import EOS, PAD, SubwordTokenizer
@@ -128,3 +131,10 @@ def test_subword_round_trip_without_unknowns() -> None:
         assert 1 not in ids  # byte fallback: nothing is unknown
         assert tok.decode(ids) == text
     assert set(tok.lang_ids) == {"de", "fr"} and len(set(tok.lang_ids.values())) == 2
+
+
+def test_checkpoint_average_is_the_mean_of_the_last_epochs(tmp_path: Path) -> None:
+    for epoch, value in ((1, 100.0), (2, 1.0), (3, 3.0)):
+        save_checkpoint(tmp_path / f"epoch-{epoch}.pt", {"model": {"w": torch.full((2,), value, dtype=torch.float16)}})
+    averaged = average_epochs(tmp_path, last=3, n=2)
+    assert averaged["w"].dtype == torch.float32 and averaged["w"].tolist() == [2.0, 2.0]

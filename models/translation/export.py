@@ -11,7 +11,9 @@ on test_2016_flickr: greedy and beam 4, cased and lowercase).
 
 ``--average N`` exports the mean of the weights saved at the end of the best
 epoch and the N-1 epochs before it (``epoch-{n}.pt``; checkpoint averaging,
-a cheap ensemble of nearby points on the same training path).
+a cheap ensemble of nearby points on the same training path). Given several
+values (``--average 1 3 5``) it exports the one with the best greedy BLEU on
+the validation set, the same measure training selects epochs by.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ import torch
 from models import torchscript
 from models.manifest import ARTIFACTS_DIR, record
 from models.training import load_checkpoint
+from models.translation.data import read_pairs
 from models.translation.model import Seq2SeqConfig
+from models.translation.search import BeamSearch
 from models.translation.tokenizer import SubwordTokenizer
-from models.translation.train import build_model
+from models.translation.train import bleu, build_model
+from models.translation.translate import translate_all
 
 NAME = "translator-lstm"
 VERSION = "1.0.0"
@@ -40,13 +45,30 @@ def average_epochs(run: Path, last: int, n: int) -> dict[str, torch.Tensor]:
     return {k: sum(s[k].float() for s in states) / n for k in states[0]}
 
 
+def choose_average(run: Path, ck: dict, search: BeamSearch, tok: SubwordTokenizer, data_dir: str, candidates: list[int]) -> int:
+    """The number of epochs to average whose weights score best on validation (greedy BLEU, mean over pairs)."""
+    best_epoch, results = len(ck["state"]["history"]), {}
+    for n in candidates:
+        search.model.load_state_dict(average_epochs(run, best_epoch, n) if n > 1 else ck["model"])
+        search.eval()
+        scores = []
+        for src, tgt in (p.split("-") for p in ck["pairs"]):
+            val = read_pairs(data_dir, "val", src, tgt)
+            scores.append(bleu(translate_all(search, tok, [s for s, _ in val], tgt, beam_size=1), [t for _, t in val]))
+        results[n] = sum(scores) / len(scores)
+        print(f"mean of epochs {best_epoch - n + 1}..{best_epoch}: val BLEU (greedy) {[round(x, 2) for x in scores]}, mean {results[n]:.2f}", flush=True)
+    return max(results, key=lambda n: results[n])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/translation", help="training folder with best.pt and spm.model")
     ap.add_argument("--data-dir", required=True, help="Multi30k folder, for the test BLEU recorded in the artifact")
     ap.add_argument("--out", default=str(ARTIFACTS_DIR / f"{NAME}.pt"))
     ap.add_argument("--notes", default="")
-    ap.add_argument("--average", type=int, default=1, help="average the last N epochs' weights, ending at the best epoch")
+    ap.add_argument(
+        "--average", type=int, nargs="+", default=[1], help="average the last N epochs' weights, ending at the best epoch (several: the best on val)"
+    )
     args = ap.parse_args()
 
     run = Path(args.run)
@@ -55,7 +77,8 @@ def main() -> None:
     cfg = Seq2SeqConfig(**ck["config"])
     model, search = build_model(tok, cfg)
     best_epoch = len(ck["state"]["history"])  # best.pt is written as its epoch closes
-    model.load_state_dict(average_epochs(run, best_epoch, args.average) if args.average > 1 else ck["model"])
+    average = args.average[0] if len(args.average) == 1 else choose_average(run, ck, search, tok, args.data_dir, args.average)
+    model.load_state_dict(average_epochs(run, best_epoch, average) if average > 1 else ck["model"])
     search.eval()
     pairs = [p.split("-") for p in ck["pairs"]]
     meta: dict[str, object] = {
@@ -74,7 +97,7 @@ def main() -> None:
         "training": {
             "epochs": best_epoch,
             "best_val_bleu_greedy": round(ck["state"]["best_bleu"], 2),
-            "averaged_epochs": list(range(best_epoch - args.average + 1, best_epoch + 1)),
+            "averaged_epochs": list(range(best_epoch - average + 1, best_epoch + 1)),
         },
         "notes": args.notes,
         "scores": [],
