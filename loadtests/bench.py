@@ -54,6 +54,7 @@ from loadtests.texts import CAPTIONS, REVIEWS
 from service.config import default_workers, usable_cores
 
 RESULTS = ROOT / "loadtests" / "results"
+SENTENCE_13W = "A man in a blue shirt is riding a bike down the street."
 LITSERVE_MAX_BATCH_SIZE = "64"
 LITSERVE_BATCH_TIMEOUT_MS = "5"
 
@@ -112,6 +113,18 @@ def scenarios(concurrency: list[int], quick: bool) -> list[Scenario]:
             "translate",
         ),
     ]
+    for beam, name in ((1, "greedy"), (4, "beam 4")):  # the latency figure: one fixed 13-word sentence
+        out.append(
+            Scenario(
+                f"translate-13w-beam{beam}",
+                f'`/translate`, the 13-word sentence "{SENTENCE_13W}", {name}, en->de and en->fr in turn',
+                "/translate",
+                [_json({"texts": [SENTENCE_13W], "source": "en", "target": t, "beam_size": beam}) for t in targets],
+                1,
+                [c for c in concurrency if c in (1, 32)],
+                "translate",
+            )
+        )
     if not quick:
         out.append(
             Scenario(

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from loadtests import loadgen, wrk
-from loadtests.bench import Point, scenarios, targets
+from loadtests.bench import SENTENCE_13W, Point, scenarios, targets
 from loadtests.server import ServiceProcess
 
 NEGATIVE, POSITIVE = "a lazy , cynical cash grab .", "a masterpiece ."
@@ -45,9 +45,16 @@ def test_scenarios_send_valid_requests() -> None:
         assert sc.bodies and all(len(json.loads(b)["texts"]) == sc.texts_per_request for b in sc.bodies)
         if sc.path == "/translate":
             assert {json.loads(b)["target"] for b in sc.bodies} == {"de", "fr"}
-            assert {json.loads(b)["beam_size"] for b in sc.bodies} == {4}
-    quick = [sc.key for sc in scenarios([1, 32, 64], quick=True)]
-    assert quick == ["sentiment-1", "sentiment-32", "translate-1"]
+            assert {json.loads(b)["beam_size"] for b in sc.bodies} == {1 if sc.key.endswith("beam1") else 4}
+    quick = {sc.key: sc.concurrency for sc in scenarios([1, 32, 64], quick=True)}
+    assert quick == {
+        "sentiment-1": [1, 32, 64],
+        "sentiment-32": [1, 32, 64],
+        "translate-1": [1, 32, 64],
+        "translate-13w-beam1": [1, 32],
+        "translate-13w-beam4": [1, 32],
+    }
+    assert SENTENCE_13W.count(" ") == 12
 
 
 def point(scenario: str, system: str, c: int, rps: float, texts: int = 1, p99: float = 100.0, errors: int = 0) -> Point:
