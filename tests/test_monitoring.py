@@ -113,7 +113,7 @@ def test_dashboard_figures_match_the_traffic(stack: Stack) -> None:
     info = prom.query(f'lstm_model_info{{job="{JOB}"}}')
     assert {(s["metric"]["model"], s["metric"]["device"], s["metric"]["version"]) for s in info} == {
         ("sentiment-bilstm", "cpu", "1.0.0"),
-        ("translator-lstm", "cpu", "1.0.0"),
+        ("translator-lstm", "cpu", "1.1.0"),
     }
     reasons = {s["metric"]["reason"] for s in prom.query(f'sum by (reason) (lstm_rejected_requests_total{{job="{JOB}"}}) > 0')}
     assert {"invalid_request", "body_too_large", "overloaded"} <= reasons

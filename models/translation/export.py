@@ -36,7 +36,7 @@ from models.translation.train import bleu, build_model
 from models.translation.translate import translate_all
 
 NAME = "translator-lstm"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 
 
 def average_epochs(run: Path, last: int, n: int) -> dict[str, torch.Tensor]:
