@@ -62,10 +62,10 @@ eval-sentiment: install
 
 ## training, export, evaluation of the translator
 train-translation: install-train
-	$(BIN)/python -m models.translation.train --data-dir $(DATA)/multi30k --out runs/translation
+	$(BIN)/python -m models.translation.train --data-dir $(DATA)/multi30k --out runs/translation --input-feeding --batch-size 128 --lr 1.5e-3 --epochs 16
 
 export-translation: install-train
-	$(BIN)/python -m models.translation.export --run runs/translation --data-dir $(DATA)/multi30k
+	$(BIN)/python -m models.translation.export --run runs/translation --data-dir $(DATA)/multi30k --average 1 2 3 4
 
 eval-translation: install-train
 	$(BIN)/python -m models.translation.evaluate --data-dir $(DATA)/multi30k
