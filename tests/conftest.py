@@ -44,7 +44,7 @@ def one_worker() -> Iterator[ServiceProcess]:
 
 
 def gibberish(n: int, chars: int, seed: int = 0) -> list[str]:
-    """Texts the translator decodes to its maximum length: the slowest valid input there is."""
+    """Long texts of random letters: slow to translate (many source subwords for every step to attend over)."""
     rng = random.Random(seed)
     return ["".join(rng.choice(string.ascii_letters + " ") for _ in range(chars)) for _ in range(n)]
 

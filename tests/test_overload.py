@@ -38,7 +38,9 @@ SLO = load_slo()
 
 @pytest.fixture(scope="module")
 def small() -> Iterator[Server]:
-    s = start_server("overload", WORKERS="1", MAX_IN_FLIGHT=str(MAX_IN_FLIGHT), REQUEST_TIMEOUT_S=str(DEADLINE_S), MAX_LATENCY_MS="60000")
+    s = start_server(
+        "overload", WORKERS="1", MAX_IN_FLIGHT=str(MAX_IN_FLIGHT), REQUEST_TIMEOUT_S=str(DEADLINE_S), MAX_LATENCY_MS="60000", MAX_TRANSLATE_WORK="64000"
+    )
     yield s
     s.stop()
 
@@ -51,7 +53,8 @@ def shipped() -> Iterator[Server]:
     s.stop()
 
 
-SLOW = {"texts": gibberish(8, 1000), "target": "de", "beam_size": 4}  # ~5 s of model time (one thread), at the work budget (32,000)
+SLOW = {"texts": gibberish(16, 1000), "target": "de", "beam_size": 4}  # ~8 s of model time (one thread), at the raised work budget (64,000)
+SLOW_SHIPPED = {"texts": gibberish(8, 1000), "target": "de", "beam_size": 4}  # ~4 s, at the shipped work budget (32,000)
 
 
 def post(server: Server, path: str, body: object, timeout: float = 60) -> httpx.Response:
@@ -181,7 +184,7 @@ def test_the_batcher_sheds_with_503_when_a_request_waits_past_the_budget(shipped
     server = shipped
     shed = metric(server, "lstm_rejected_requests_total", endpoint="/translate", reason="shed")
     log_size = server.log.stat().st_size
-    slow, slow_out = in_background(post, server, "/translate", SLOW)
+    slow, slow_out = in_background(post, server, "/translate", SLOW_SHIPPED)
     time.sleep(0.5)
     r = post(server, "/translate", {"texts": ["A dog runs."], "target": "de", "beam_size": 1})
     slow.join()
