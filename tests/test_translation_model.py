@@ -17,6 +17,8 @@ from models.translation.search import BeamSearch
 from models.translation.tokenizer import EOS, PAD, SubwordTokenizer
 from models.translation.translate import pad
 
+from .decode_schedule import alone, assert_same, continuously
+
 LANG = 4  # plays the target-language token
 SYMBOLS = list(range(6, 16))
 
@@ -138,3 +140,26 @@ def test_checkpoint_average_is_the_mean_of_the_last_epochs(tmp_path: Path) -> No
         save_checkpoint(tmp_path / f"epoch-{epoch}.pt", {"model": {"w": torch.full((2,), value, dtype=torch.float16)}})
     averaged = average_epochs(tmp_path, last=3, n=2)
     assert averaged["w"].dtype == torch.float32 and averaged["w"].tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_a_sentence_decodes_the_same_in_a_running_decode_that_others_join_and_leave(input_feeding: bool) -> None:
+    """Continuous batching: sentences of beams 1, 2, 4 and 8 join one by one, complete ones leave at once, two are
+    dropped unfinished; every other sentence gets the tokens, score and attention it gets decoded alone."""
+    torch.manual_seed(5)
+    model = Seq2Seq(Seq2SeqConfig(vocab_size=40, embed_dim=16, enc_hidden=16, dec_hidden=24, input_feeding=input_feeding)).eval()
+    search = BeamSearch(model, banned=[LANG, 5], len_a=1.5, len_b=3).eval()
+    rng = random.Random(1)
+    sentences = [([*(rng.randint(6, 39) for _ in range(rng.randint(1, 12))), EOS], LANG, rng.choice([1, 2, 4, 8]), i % 2 == 0) for i in range(30)]
+    for program in (search, torchscript.script(search)):
+        got = continuously(program, sentences, drop=frozenset({3, 7}))
+        assert set(got) == set(range(30)) - {3, 7}
+        for i, d in got.items():
+            src, lang, beam, _ = sentences[i]
+            assert_same(d, alone(program, src, lang, beam))
+
+
+def test_the_static_call_is_the_running_decode_of_a_batch(reverser: BeamSearch) -> None:
+    program = torchscript.script(reverser)
+    got = continuously(program, [([*s, EOS], LANG, 4, False) for s in TEST])
+    assert [got[i].tokens for i in range(len(TEST))] == decode(program, TEST, 4)

@@ -11,10 +11,12 @@ import torch
 from models.manifest import sha256_of
 from models.translation.model import Seq2Seq, Seq2SeqConfig
 from models.translation.search import BeamSearch
+from models.translation.tokenizer import EOS
 from models.translation.translate import translate
 from service.inference import TranslationModel, load_translation_model, load_translator
 
 from .conftest import ARTIFACTS
+from .decode_schedule import alone, assert_same, continuously
 
 ARTIFACT = ARTIFACTS / "translator-lstm.pt"
 GOLDEN = Path(__file__).with_name("golden_translations.json")  # recorded from the shipped artifact
@@ -75,3 +77,19 @@ def test_artifact_is_small_self_describing_and_scored(tm: TranslationModel) -> N
     assert got == {(p, m, b) for p in ("en-de", "en-fr") for m in ("bleu", "bleu_lowercase") for b in (1, 4)}
     assert all(s["split"] == "test_2016_flickr" for s in tm.meta["scores"])
     assert isinstance(tm.program, torch.jit.ScriptModule) and tm.meta["format"] == "torchscript"
+
+
+def test_continuous_batching_decodes_each_sentence_as_alone(tm: TranslationModel) -> None:
+    """The shipped program's running decode: en->de and en->fr, greedy and beam 4, with and without alignment,
+    sentences joining one by one and leaving when complete, one dropped: each gets its tokens decoded alone."""
+    de, fr = tm.tok.lang_ids["de"], tm.tok.lang_ids["fr"]
+    sentences = [
+        ([*tm.tok.encode(text), EOS], lang, beam, keep)
+        for text in SENTENCES
+        for lang, beam, keep in ((de, 1, False), (fr, 4, True), (de, 4, False), (fr, 1, True))
+    ]
+    got = continuously(tm.program, sentences, drop=frozenset({5}))
+    assert set(got) == set(range(len(sentences))) - {5}
+    for i, d in got.items():
+        src, lang, beam, _ = sentences[i]
+        assert_same(d, alone(tm.program, src, lang, beam))

@@ -14,6 +14,12 @@ epoch and the N-1 epochs before it (``epoch-{n}.pt``; checkpoint averaging,
 a cheap ensemble of nearby points on the same training path). Given several
 values (``--average 1 3 5``) it exports the one with the best greedy BLEU on
 the validation set, the same measure training selects epochs by.
+
+``--from-artifact PATH`` rebuilds the program around the weights of an exported
+artifact (no training run needed), for when the search program changes and the
+weights do not: its metadata is kept, the version and scores are renewed.
+
+    python -m models.translation.export --from-artifact models/artifacts/translator-lstm.pt --data-dir ../shared/data/multi30k
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -36,7 +43,7 @@ from models.translation.train import bleu, build_model
 from models.translation.translate import translate_all
 
 NAME = "translator-lstm"
-VERSION = "1.1.0"
+VERSION = "1.2.0"  # 1.1.0's weights; the program decodes continuously (start, join, advance, finish, drop)
 
 
 def average_epochs(run: Path, last: int, n: int) -> dict[str, torch.Tensor]:
@@ -69,7 +76,10 @@ def main() -> None:
     ap.add_argument(
         "--average", type=int, nargs="+", default=[1], help="average the last N epochs' weights, ending at the best epoch (several: the best on val)"
     )
+    ap.add_argument("--from-artifact", type=Path, help="re-export the weights of this artifact (no training run) with the current search program")
     args = ap.parse_args()
+    if args.from_artifact:
+        return reexport(args.from_artifact, Path(args.out), args.data_dir)
 
     run = Path(args.run)
     ck = load_checkpoint(run / "best.pt")
@@ -102,16 +112,34 @@ def main() -> None:
         "notes": args.notes,
         "scores": [],
     }
-    out = Path(args.out)
+    save_scored(search, tok, meta, Path(args.out), args.data_dir)
+
+
+def save_scored(search: BeamSearch, tok: SubwordTokenizer, meta: dict[str, Any], out: Path, data_dir: str) -> None:
+    """Script ``search`` with fp16 weights, measure its test BLEU after the round trip, save it and record it in the manifest."""
     program = torchscript.script(search.half())
     torchscript.save(program, out, {"spm.model": tok.proto, "meta.json": json.dumps(meta)})
 
     from models.translation.evaluate import test_bleu
 
-    meta["scores"] = test_bleu(out, args.data_dir)
+    meta["scores"] = test_bleu(out, data_dir)
     torchscript.save(program, out, {"spm.model": tok.proto, "meta.json": json.dumps(meta, indent=2)})
-    entry = record(out, {"name": NAME, "task": "translation", "version": VERSION, "pairs": pairs, "scores": meta["scores"]})
+    entry = record(out, {"name": NAME, "task": "translation", "version": VERSION, "pairs": meta["pairs"], "scores": meta["scores"]})
     print(json.dumps(entry, indent=2))
+
+
+def reexport(artifact: Path, out: Path, data_dir: str) -> None:
+    """The weights, subword model and metadata of ``artifact`` in the current search program."""
+    program, files = torchscript.load(artifact, ["spm.model", "meta.json"])
+    meta = json.loads(files["meta.json"])
+    tok = SubwordTokenizer(files["spm.model"])
+    model, search = build_model(tok, Seq2SeqConfig(**meta["config"]))
+    model.load_state_dict({k.removeprefix("model."): v.float() for k, v in program.state_dict().items()})
+    search.eval()
+    previous = meta["version"]
+    meta.update(version=VERSION, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), scores=[])
+    meta["notes"] = f"the weights of {NAME} {previous}, re-exported with the continuous-decoding search program"
+    save_scored(search, tok, meta, out, data_dir)
 
 
 if __name__ == "__main__":
