@@ -10,9 +10,11 @@
   ``Retry-After``, instead of queueing without bound.
 - **Deadline**: a request not answered within ``REQUEST_TIMEOUT_S`` is answered
   504. A request whose client has gone (connection closed) or whose deadline
-  passed is marked *abandoned* (:class:`Call`): the batch it waits for skips
-  its texts (``service.batching``), so no model time is spent on an answer
-  nobody reads. A batch already running is not interrupted.
+  passed is marked *abandoned* (:class:`Call`, left in the ASGI scope for the
+  API method to hand to its model's batcher): its texts are skipped while they
+  wait (``service.jobs``) and leave the translator's running decode
+  (``service.translation_batcher``), so no model time is spent on an answer
+  nobody reads. A sentiment batch already running is not interrupted.
 - **Error bodies**: every 4xx/503 from an endpoint leaves as one JSON object
   ``{"error": "<field>: <what is wrong>", "detail": [...]}`` (BentoML answers
   validation errors with a generic sentence and some errors as a JSON list);
@@ -29,9 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from service.metrics import get_metrics
@@ -51,12 +53,13 @@ class Call:
         self.abandoned = False  # the client has gone, or the deadline passed and it was answered 504
 
 
-_current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar("lstm_call", default=None)
+def call_of(scope: Mapping[str, Any]) -> Call:
+    """The guard's record of the request whose ASGI ``scope`` this is (a fresh one for a request the guard did not see)."""
+    call = scope.get(CALL_KEY)
+    return call if isinstance(call, Call) else Call()
 
 
-def current_call() -> Call:
-    """The call being served in this task (a fresh one outside the guard, e.g. in the Python API)."""
-    return _current_call.get() or Call()
+CALL_KEY = "lstm.call"  # where the guard leaves the request's Call in the ASGI scope, for the API method to pass to its batcher
 
 
 def _json_response(status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> tuple[Message, Message]:  # type: ignore[assignment]
@@ -185,11 +188,8 @@ class HTTPGuard:
             while (await receive())["type"] != "http.disconnect":
                 pass
 
-        token = _current_call.set(call)  # the endpoint's task copies this context: its request model keeps `call`
-        try:
-            task = asyncio.ensure_future(self.app(scope, counted_receive, guarded_send))
-        finally:
-            _current_call.reset(token)
+        scope[CALL_KEY] = call  # the API method hands it to the model's batcher (service.service)
+        task = asyncio.ensure_future(self.app(scope, counted_receive, guarded_send))
         task.add_done_callback(_retrieve)
         watcher = asyncio.ensure_future(client_gone())
         self.in_flight += 1

@@ -28,7 +28,7 @@ from models.sentiment.explain import explain as explain_texts
 from models.sentiment.model import pad_batch
 from models.sentiment.tokenizer import Vocab, tokenize
 from models.translation.tokenizer import SubwordTokenizer
-from models.translation.translate import translate, translate_all
+from models.translation.translate import Translation, translate, translate_all
 
 MAX_TOKENS = 512  # a text longer than this (in words) is cut; MAX_TEXT_CHARS keeps requests well below
 
@@ -145,13 +145,7 @@ class TranslationModel:
         start = time.perf_counter()
         out = translate(self.program, self.tok, texts, targets, beam_size, self.device, alignment)
         seconds = time.perf_counter() - start
-        results: list[dict[str, Any]] = []
-        for tr in out:
-            r: dict[str, Any] = {"translation": tr.text}
-            if tr.attention is not None:
-                weights = [[round(w, 6) for w in row] for row in tr.attention]
-                r["alignment"] = {"source_tokens": tr.source_tokens, "target_tokens": tr.target_tokens, "weights": weights}
-            results.append(r)
+        results = [translation_result(tr) for tr in out]
         src_lens = [len(tr.source_tokens) for tr in out]
         stats = BatchStats(len(texts), src_lens, len(texts) * max(src_lens, default=0), seconds, [len(tr.target_tokens) for tr in out])
         return results, stats
@@ -163,6 +157,15 @@ class TranslationModel:
     def info(self) -> dict[str, Any]:
         """What ``GET /models`` says about this model."""
         return model_info(self.meta, self.sha256, self.device, pairs=[{"source": s, "target": t} for s, t in self.pairs])
+
+
+def translation_result(tr: Translation) -> dict[str, Any]:
+    """What ``POST /translate`` answers for one text: ``{"translation"}``, and ``"alignment"`` when the attention was kept."""
+    r: dict[str, Any] = {"translation": tr.text}
+    if tr.attention is not None:
+        weights = [[round(w, 6) for w in row] for row in tr.attention]
+        r["alignment"] = {"source_tokens": tr.source_tokens, "target_tokens": tr.target_tokens, "weights": weights}
+    return r
 
 
 class Translator:

@@ -8,12 +8,12 @@ so nothing here imports it at module level.
 | --- | --- | --- | --- |
 | lstm_model_info | gauge (1) | model, task, version, sha256, device | which artifact is loaded |
 | lstm_workers_ready | gauge | | worker processes that have loaded the models (summed over live workers; = WORKERS when all serve) |
-| lstm_inference_seconds | histogram | model | model time per batch |
-| lstm_batch_items | histogram | model | texts per batch |
+| lstm_inference_seconds | histogram | model | model time per batch (translator: per call of its running decode) |
+| lstm_batch_items | histogram | model | texts per batch (translator: live texts per decode call) |
 | lstm_batch_tokens | histogram | model | real (unpadded) tokens per batch |
 | lstm_batch_padding_ratio | histogram | model | padding share of the batch tensor |
-| lstm_batch_wait_seconds | histogram | model | time a request waited before its batch ran |
-| lstm_input_tokens | histogram | model | tokens per input text |
+| lstm_batch_wait_seconds | histogram | model | time a request waited before its batch ran (translator: before it joined the decode) |
+| lstm_input_tokens | histogram | model | tokens per input text (counted once per text that reaches the model) |
 | lstm_output_tokens | histogram | model | tokens per translation (with </s>) |
 | lstm_predictions_total | counter | model, label | sentiment predictions by label |
 | lstm_rejected_requests_total | counter | endpoint, reason | requests refused: invalid_request, body_too_large, overloaded, shed, timeout, disconnected |
@@ -56,16 +56,22 @@ class Metrics:
         self.predictions = Counter("lstm_predictions", "Sentiment predictions by label", ["model", "label"])
         self.rejected = Counter("lstm_rejected_requests", "Requests refused, by reason", ["endpoint", "reason"])
 
-    def observe_batch(self, model: str, stats: Any, waits: list[float]) -> None:
-        """Record one model call (``stats``: a ``service.inference.BatchStats``) and its requests' waits."""
+    def observe_batch(self, model: str, stats: Any) -> None:
+        """Record one model call (``stats``: a ``service.inference.BatchStats``)."""
         self.inference_seconds.labels(model).observe(stats.seconds)
         self.batch_items.labels(model).observe(stats.items)
         self.batch_tokens.labels(model).observe(sum(stats.tokens))
         self.batch_padding_ratio.labels(model).observe(stats.padding_ratio)
         for n in stats.tokens:
             self.input_tokens.labels(model).observe(n)
-        for w in waits:
-            self.batch_wait_seconds.labels(model).observe(w)
+
+    def observe_decode_call(self, model: str, seconds: float, source_lengths: list[int]) -> None:
+        """Record one call of the translator's running decode: its time and the live texts' source tokens."""
+        self.inference_seconds.labels(model).observe(seconds)
+        self.batch_items.labels(model).observe(len(source_lengths))
+        self.batch_tokens.labels(model).observe(sum(source_lengths))
+        padded = len(source_lengths) * max(source_lengths, default=0)
+        self.batch_padding_ratio.labels(model).observe(1.0 - sum(source_lengths) / padded if padded else 0.0)
 
 
 def resource_metrics_text(cuda_devices: list[str]) -> str:

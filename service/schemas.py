@@ -6,15 +6,13 @@ Unknown fields are rejected (400) rather than ignored, so a misspelt option
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, StrictBool, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StringConstraints, field_validator, model_validator
 
 from models.manifest import read_manifest
 from models.sentiment.tokenizer import tokenize
 from service.config import settings
-from service.http_guard import Call, current_call
 
 # minLength and pattern only document what `_not_blank` checks (with a message that names the text at fault).
 Text = Annotated[str, StringConstraints(max_length=settings.max_text_chars), Field(json_schema_extra={"minLength": 1, "pattern": r"\S"})]
@@ -30,10 +28,6 @@ class TextsRequest(BaseModel):
         max_length=settings.max_texts,
         description=f"1 to {settings.max_texts} texts, each 1 to {settings.max_text_chars} characters and not only whitespace.",
     )
-    # When the request was parsed: the start of its wait for a batch (not part of the schema).
-    _received: float = PrivateAttr(default_factory=time.perf_counter)
-    # The HTTP guard's record of the request: a batch skips the texts of an abandoned one (client gone, deadline passed).
-    _call: Call = PrivateAttr(default_factory=current_call)
 
     @field_validator("texts")
     @classmethod

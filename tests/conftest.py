@@ -6,6 +6,7 @@ import os
 import random
 import string
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,11 +37,24 @@ def server() -> Iterator[ServiceProcess]:
 
 @pytest.fixture(scope="session")
 def one_worker() -> Iterator[ServiceProcess]:
-    """One worker, for what happens inside one worker's queue (batching); a batching budget long enough that
-    requests held behind ``busy_model`` on a loaded machine are never shed."""
-    s = start_server("one-worker", WORKERS="1", MAX_LATENCY_MS="30000")
+    """One worker, for what happens inside one worker's queues (batching); explanations long enough to keep the
+    sentiment model busy (``BUSY_SENTIMENT``), and a batching budget long enough that requests held behind it are never shed."""
+    s = start_server("one-worker", WORKERS="1", MAX_LATENCY_MS="30000", MAX_EXPLAIN_TOKENS="400")
     yield s
     s.stop()
+
+
+def metric(server: ServiceProcess, name: str, **labels: str) -> float:
+    """Sum of the samples called ``name`` (``_total``, ``_count``, ``_sum`` included) whose labels include ``labels``; 0 when absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 def gibberish(n: int, chars: int, seed: int = 0) -> list[str]:
@@ -49,16 +63,23 @@ def gibberish(n: int, chars: int, seed: int = 0) -> list[str]:
     return ["".join(rng.choice(string.ascii_letters + " ") for _ in range(chars)) for _ in range(n)]
 
 
+_WORDS = ["the", "film", "is", "a", "great", "and", "terrible", "mess", "of", "ideas", "but", "funny"]
+LONG_REVIEW = " ".join(random.Random(0).choices(_WORDS, k=400))
+BUSY_SENTIMENT = {"texts": [LONG_REVIEW], "explain": True}  # 400 tokens explained: seconds of sentiment model time in one batch
+BUSY_TRANSLATION = {"texts": gibberish(2, 1000), "target": "de", "beam_size": 4}  # about a second of decoding
+
+
 @contextmanager
-def busy_model(server: ServiceProcess, texts: int = 2) -> Iterator[None]:
-    """A long translation runs meanwhile (``texts`` x 1,000 characters at beam 4, ~0.6 s each): with one
-    worker and one model thread, requests sent now queue behind it and form batches together once it is done."""
-    t = threading.Thread(
-        target=httpx.post, args=(f"{server.url}/translate",), kwargs={"json": {"texts": gibberish(texts, 1000), "target": "de"}, "timeout": 60}
-    )
+def busy(server: ServiceProcess, path: str, body: dict[str, object], model: str) -> Iterator[threading.Thread]:
+    """``body`` is sent to ``path`` meanwhile; entered once ``model`` has started on it (its wait was recorded),
+    so requests sent inside queue behind it (sentiment) or join its running decode (translation)."""
+    before = metric(server, "lstm_batch_wait_seconds_count", model=model)
+    t = threading.Thread(target=httpx.post, args=(f"{server.url}{path}",), kwargs={"json": body, "timeout": 120})
     t.start()
     try:
-        yield
+        while metric(server, "lstm_batch_wait_seconds_count", model=model) == before and t.is_alive():
+            time.sleep(0.02)
+        yield t
     finally:
         t.join()
 

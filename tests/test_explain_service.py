@@ -10,8 +10,7 @@ import pytest
 
 from service.config import settings
 
-from .conftest import Server, busy_model
-from .test_service import metric
+from .conftest import BUSY_SENTIMENT, Server, busy, metric
 
 REVIEW = "I liked this product at first. But the battery dies after an hour, the screen scratches easily and the support never answered my emails."
 TEXTS = [REVIEW, "a gorgeous, witty, seductive movie.", "the plot is nothing but boilerplate clichés"]
@@ -97,7 +96,7 @@ def test_flags_mixed_in_concurrent_requests(one_worker: Server) -> None:
         beam, flag = (1, 4)[i % 2], i % 3 == 0
         return beam, flag, answer(server, "/translate", {"texts": [source], "target": "de", "beam_size": beam, "alignment": flag})
 
-    with busy_model(server), cf.ThreadPoolExecutor(24) as pool:  # they queue behind a long translation, then share batches
+    with busy(server, "/sentiment", BUSY_SENTIMENT, "sentiment-bilstm"), cf.ThreadPoolExecutor(24) as pool:  # they queue, then share batches
         s_out = list(pool.map(sentiment, range(24)))
     with cf.ThreadPoolExecutor(8) as pool:
         t_out = list(pool.map(translate, range(12)))
@@ -107,7 +106,7 @@ def test_flags_mixed_in_concurrent_requests(one_worker: Server) -> None:
     for beam, flag, r in t_out:
         assert ("alignment" in r) == flag
         assert {k: v for k, v in r.items() if k != "alignment"} == t_plain[beam]
-    assert metric(server, "lstm_batch_items_count", model="sentiment-bilstm") - before < 24  # some requests did share a batch
+    assert metric(server, "lstm_batch_items_count", model="sentiment-bilstm") - before - 1 < 24  # some requests did share a batch
 
 
 N = settings.max_explain_tokens

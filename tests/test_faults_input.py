@@ -17,8 +17,7 @@ import pytest
 
 from service.config import settings
 
-from .conftest import Server
-from .test_service import metric
+from .conftest import Server, metric
 
 JSON = {"content-type": "application/json"}
 ENDPOINTS = {"/sentiment": {}, "/translate": {"target": "de", "beam_size": 1}}  # path -> the other fields of a valid body

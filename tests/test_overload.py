@@ -2,7 +2,8 @@
 
 A server runs with small limits so the burst is quick: ``MAX_IN_FLIGHT=16``,
 ``REQUEST_TIMEOUT_S=3`` and a batching budget (``MAX_LATENCY_MS``) too long to
-shed, so each mechanism is seen on its own. The batcher's shedding (503) is
+shed, so each mechanism is seen on its own; a long explanation (``BUSY_SENTIMENT``)
+keeps the sentiment model busy for seconds. The batcher's shedding (503) is
 shown with the shipped settings in a third server. All run one
 worker: the limits and the batch queue are per worker, and with several a
 request may land on an idle one.
@@ -26,8 +27,7 @@ from loadtests.slo import load_slo
 from loadtests.soak import closed_loop, encode, tree_rss
 from loadtests.texts import REVIEWS
 
-from .conftest import Server, gibberish, start_server
-from .test_service import metric
+from .conftest import BUSY_SENTIMENT, Server, busy, gibberish, metric, start_server
 
 MAX_IN_FLIGHT = 16
 DEADLINE_S = 3
@@ -39,7 +39,13 @@ SLO = load_slo()
 @pytest.fixture(scope="module")
 def small() -> Iterator[Server]:
     s = start_server(
-        "overload", WORKERS="1", MAX_IN_FLIGHT=str(MAX_IN_FLIGHT), REQUEST_TIMEOUT_S=str(DEADLINE_S), MAX_LATENCY_MS="60000", MAX_TRANSLATE_WORK="64000"
+        "overload",
+        WORKERS="1",
+        MAX_IN_FLIGHT=str(MAX_IN_FLIGHT),
+        REQUEST_TIMEOUT_S=str(DEADLINE_S),
+        MAX_LATENCY_MS="60000",
+        MAX_TRANSLATE_WORK="64000",
+        MAX_EXPLAIN_TOKENS="400",
     )
     yield s
     s.stop()
@@ -47,14 +53,13 @@ def small() -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def shipped() -> Iterator[Server]:
-    """The shipped settings (MAX_LATENCY_MS=2000) in one worker."""
-    s = start_server("shipped-one-worker", WORKERS="1")
+    """The shipped settings (MAX_LATENCY_MS=2000) in one worker, with explanations long enough to keep the model busy."""
+    s = start_server("shipped-one-worker", WORKERS="1", MAX_EXPLAIN_TOKENS="400")
     yield s
     s.stop()
 
 
-SLOW = {"texts": gibberish(16, 1000), "target": "de", "beam_size": 4}  # ~8 s of model time (one thread), at the raised work budget (64,000)
-SLOW_SHIPPED = {"texts": gibberish(8, 1000), "target": "de", "beam_size": 4}  # ~4 s, at the shipped work budget (32,000)
+SLOW = {"texts": gibberish(16, 1000), "target": "de", "beam_size": 4}  # ~8 s of decoding (one thread), at the raised work budget (64,000)
 
 
 def post(server: Server, path: str, body: object, timeout: float = 60) -> httpx.Response:
@@ -75,18 +80,26 @@ def in_background(fn: object, *args: object) -> tuple[threading.Thread, list[obj
     return t, out
 
 
-def test_deadline_answers_504_and_the_abandoned_work_is_dropped(small: Server) -> None:
-    model = "translator-lstm"
+def wait_for_change(server: Server, name: str, before: float, limit_s: float = 60, **labels: str) -> None:
+    deadline = time.monotonic() + limit_s
+    while metric(server, name, **labels) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def test_deadline_answers_504_and_queued_work_of_abandoned_requests_never_runs(small: Server) -> None:
+    """A sentiment batch runs past the deadline; requests queued behind it are answered 504 at their deadline (or their
+    client leaves) and their texts never reach the model."""
+    model = "sentiment-bilstm"
     items, calls = metric(small, "lstm_batch_items_sum", model=model), metric(small, "lstm_batch_items_count", model=model)
-    timeouts = metric(small, "lstm_rejected_requests_total", endpoint="/translate", reason="timeout")
-    gone = metric(small, "lstm_rejected_requests_total", endpoint="/translate", reason="disconnected")
+    timeouts = metric(small, "lstm_rejected_requests_total", endpoint="/sentiment", reason="timeout")
+    gone = metric(small, "lstm_rejected_requests_total", endpoint="/sentiment", reason="disconnected")
 
     t0 = time.monotonic()
-    slow, slow_out = in_background(post, small, "/translate", SLOW)  # its batch runs past the deadline
+    slow, slow_out = in_background(post, small, "/sentiment", BUSY_SENTIMENT)  # one batch of several seconds
     time.sleep(0.5)
-    queued, queued_out = in_background(post, small, "/translate", {"texts": ["A dog runs."] * 5, "target": "de", "beam_size": 1})
+    queued, queued_out = in_background(post, small, "/sentiment", {"texts": ["a fine film"] * 5})
     time.sleep(0.2)
-    left, left_out = in_background(post, small, "/translate", {"texts": ["A cat sleeps."] * 3, "target": "fr", "beam_size": 1}, 1.0)
+    left, left_out = in_background(post, small, "/sentiment", {"texts": ["a dull film"] * 3}, 1.0)
     for t in (slow, queued, left):
         t.join()
     elapsed = time.monotonic() - t0
@@ -97,16 +110,27 @@ def test_deadline_answers_504_and_the_abandoned_work_is_dropped(small: Server) -
     assert isinstance(left_out[0], httpx.TimeoutException)  # this client gave up after 1 s and closed its connection
     assert elapsed < DEADLINE_S + 2, "a 504 came late"
 
-    # Once the slow batch is done, the next request is answered; the two abandoned requests' texts never reach the model.
-    wait_until = time.monotonic() + 60
-    while metric(small, "lstm_batch_items_count", model=model) == calls and time.monotonic() < wait_until:
-        time.sleep(0.2)
+    # Once the long batch is done, the next request is answered; the two abandoned requests' texts never reach the model.
+    wait_for_change(small, "lstm_batch_items_count", calls, model=model)
+    assert post(small, "/sentiment", {"texts": ["a fine film"]}).status_code == 200
+    assert metric(small, "lstm_batch_items_sum", model=model) - items == len(BUSY_SENTIMENT["texts"]) + 1
+    assert metric(small, "lstm_batch_items_count", model=model) - calls == 2
+    assert metric(small, "lstm_rejected_requests_total", endpoint="/sentiment", reason="timeout") - timeouts == 2
+    assert metric(small, "lstm_rejected_requests_total", endpoint="/sentiment", reason="disconnected") - gone == 1
+
+
+def test_an_abandoned_translation_leaves_the_running_decode(small: Server) -> None:
+    """A translation past its deadline is answered 504 and its unfinished texts leave the decode at the next step:
+    they are never completed, and the next request is decoded on its own."""
+    model = "translator-lstm"
+    outputs = metric(small, "lstm_output_tokens_count", model=model)
+    r = post(small, "/translate", SLOW)
+    assert r.status_code == 504
+    done = metric(small, "lstm_output_tokens_count", model=model) - outputs
+    assert done < len(SLOW["texts"]), "every text of the abandoned request was decoded"
     r = post(small, "/translate", {"texts": ["A man rides a bike."], "target": "de", "beam_size": 1})
     assert r.status_code == 200
-    assert metric(small, "lstm_batch_items_sum", model=model) - items == len(SLOW["texts"]) + 1
-    assert metric(small, "lstm_batch_items_count", model=model) - calls == 2
-    assert metric(small, "lstm_rejected_requests_total", endpoint="/translate", reason="timeout") - timeouts == 2
-    assert metric(small, "lstm_rejected_requests_total", endpoint="/translate", reason="disconnected") - gone == 1
+    assert metric(small, "lstm_output_tokens_count", model=model) - outputs == done + 1  # none of the abandoned texts completed since
 
 
 def sequential_p95(server: Server, n: int = 20) -> float:
@@ -144,7 +168,7 @@ def test_a_full_service_refuses_at_once_and_slow_bodies_meet_the_deadline(small:
 def test_a_burst_of_ten_times_capacity_is_refused_early_and_the_service_recovers(small: Server) -> None:
     """10x MAX_IN_FLIGHT well-behaved clients (they wait Retry-After after a 429) against a service admitting 16 at a time."""
     requests = [encode(small.host, small.port, "/sentiment", {"texts": [text]}) for text in REVIEWS[:16]]
-    for _ in range(20):  # warm: the batcher's first requests tune its timing
+    for _ in range(20):  # warm: the first calls of a TorchScript program run its profiling executor
         assert post(small, "/sentiment", {"texts": ["ok"]}).status_code == 200
     at_capacity = asyncio.run(closed_loop(small.url, requests, concurrency=MAX_IN_FLIGHT, duration=3, timeout=DEADLINE_S + 5, backoff=True))
     assert set(at_capacity.statuses) == {200}, at_capacity.summary()
@@ -166,7 +190,6 @@ def test_a_burst_of_ten_times_capacity_is_refused_early_and_the_service_recovers
     assert rss_after < rss_before * 1.10, "memory grew under the burst"
 
     # Recovery, by itself: ordinary requests are answered within the SLO again (20 in a row, p95), soon after the burst.
-    # Not always at once: BentoML's batcher holds a lone request about as long as requests waited lately.
     # (A machine too busy to meet the SLO even before the burst is held to twice its own pre-burst p95 instead.)
     target = max(SLO.latency_seconds["sentiment"]["p95"], 2 * before_p95)
     windows = []
@@ -180,17 +203,15 @@ def test_a_burst_of_ten_times_capacity_is_refused_early_and_the_service_recovers
 
 
 def test_the_batcher_sheds_with_503_when_a_request_waits_past_the_budget(shipped: Server) -> None:
-    """Shipped settings: a request queued longer than MAX_LATENCY_MS (2 s) behind a long batch is shed."""
+    """Shipped budget: a request queued longer than MAX_LATENCY_MS (2 s) behind a long batch is shed when its turn comes."""
     server = shipped
-    shed = metric(server, "lstm_rejected_requests_total", endpoint="/translate", reason="shed")
+    shed = metric(server, "lstm_rejected_requests_total", endpoint="/sentiment", reason="shed")
     log_size = server.log.stat().st_size
-    slow, slow_out = in_background(post, server, "/translate", SLOW_SHIPPED)
-    time.sleep(0.5)
-    r = post(server, "/translate", {"texts": ["A dog runs."], "target": "de", "beam_size": 1})
-    slow.join()
+    with busy(server, "/sentiment", BUSY_SENTIMENT, "sentiment-bilstm"):
+        r = post(server, "/sentiment", {"texts": ["a fine film"]})
     assert r.status_code == 503
     assert r.headers["retry-after"] == "1"
     assert r.json() == {"error": "the service is overloaded and shed this request; retry after the Retry-After delay"}
-    assert isinstance(slow_out[0], httpx.Response) and slow_out[0].status_code == 200
-    assert metric(server, "lstm_rejected_requests_total", endpoint="/translate", reason="shed") - shed == 1
+    assert post(server, "/sentiment", {"texts": ["a fine film"]}).status_code == 200  # the next one, not queued that long, is served
+    assert metric(server, "lstm_rejected_requests_total", endpoint="/sentiment", reason="shed") - shed == 1
     assert "Traceback" not in server.log.read_bytes()[log_size:].decode(errors="replace")  # counted, not logged

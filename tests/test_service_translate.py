@@ -7,8 +7,7 @@ import concurrent.futures as cf
 import httpx
 import pytest
 
-from .conftest import Server, busy_model
-from .test_service import metric
+from .conftest import BUSY_TRANSLATION, Server, busy, metric
 
 SENTENCES = ["A man in a blue shirt is riding a bike.", "Two dogs play in the snow.", "A woman is reading a book on a bench."]
 
@@ -58,15 +57,19 @@ def test_bad_input_is_4xx_with_a_message(server: Server, body: object, message: 
     assert message in r.json()["error"]
 
 
-def test_mixed_pairs_and_beams_are_grouped_not_mixed_up(one_worker: Server) -> None:
-    server = one_worker  # the requests queue behind a long translation, then share batches
+def test_mixed_pairs_and_beams_share_the_running_decode_and_are_not_mixed_up(one_worker: Server) -> None:
+    """Requests of both pairs, greedy and beam 4, join a long translation's running decode: they share decoder calls
+    with it and with each other, and each gets the answer it gets alone."""
+    server = one_worker
     requests = [{"texts": [s], "target": t, "beam_size": b} for s in SENTENCES for t in ("de", "fr") for b in (1, 4)]
     alone = [post(server, r).json() for r in requests]
-    items_before = metric(server, "lstm_batch_items_sum", model="translator-lstm")
+    texts_before = metric(server, "lstm_input_tokens_count", model="translator-lstm")
     calls_before = metric(server, "lstm_batch_items_count", model="translator-lstm")
-    with busy_model(server, texts=1), cf.ThreadPoolExecutor(len(requests)) as pool:
+    shared_before = calls_before - metric(server, "lstm_batch_items_bucket", model="translator-lstm", le="4.0")
+    with busy(server, "/translate", BUSY_TRANSLATION, "translator-lstm"), cf.ThreadPoolExecutor(len(requests)) as pool:
         together = list(pool.map(lambda r: post(server, r).json(), requests))
-    assert together == alone  # same answer whether batched with others or not
-    assert metric(server, "lstm_batch_items_sum", model="translator-lstm") - items_before == len(requests) + 1  # + the long one
-    assert metric(server, "lstm_batch_items_count", model="translator-lstm") - calls_before - 1 < len(requests)
+    assert together == alone  # same answer whether decoded with others or not
+    assert metric(server, "lstm_input_tokens_count", model="translator-lstm") - texts_before == len(requests) + 2  # + the long ones
+    shared = metric(server, "lstm_batch_items_count", model="translator-lstm") - metric(server, "lstm_batch_items_bucket", model="translator-lstm", le="4.0")
+    assert shared - shared_before > 0, "no decoder call held more than 4 texts: the requests did not join one running decode"
     assert metric(server, "lstm_output_tokens_count", model="translator-lstm") > 0

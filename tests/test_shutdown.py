@@ -16,8 +16,7 @@ import time
 
 import httpx
 
-from .conftest import start_server
-from .test_service import metric
+from .conftest import metric, start_server
 
 CAPTIONS = [
     "A man in a blue shirt is riding a bike down the street while a woman with a red umbrella watches him.",

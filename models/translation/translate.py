@@ -46,7 +46,7 @@ def translate(
     ``alignment`` (one flag, or one per text) keeps the attention weights of those
     translations: target tokens x source tokens, each row a distribution over the source.
     """
-    src = [[*tok.encode(t)[:MAX_SOURCE_TOKENS], EOS] for t in texts]
+    src = [source_ids(tok, t) for t in texts]
     ids, lengths = pad(src, device)
     lang_ids = torch.tensor([tok.lang_ids[lang] for lang in langs], dtype=torch.long, device=device)
     out, out_len, scores, attn = search(ids, lengths, lang_ids, beam_size)
@@ -54,14 +54,21 @@ def translate(
     keep = [alignment] * len(texts) if isinstance(alignment, bool) else list(alignment)
     if any(keep):
         attn = attn.float().cpu()
-    results = []
-    for i, s in enumerate(src):
-        n = int(out_len[i])
-        hyp = out[i, :n].tolist()
-        words = hyp[:-1] if hyp and hyp[-1] == EOS else hyp
-        weights = attn[i, :n, : len(s)].tolist() if keep[i] else None
-        results.append(Translation(tok.decode(words), [tok.sp.id_to_piece(j) for j in s], [tok.sp.id_to_piece(j) for j in hyp], float(scores[i]), weights))
-    return results
+    return [
+        translation(tok, s, out[i, : int(out_len[i])].tolist(), float(scores[i]), attn[i, : int(out_len[i]), : len(s)].tolist() if keep[i] else None)
+        for i, s in enumerate(src)
+    ]
+
+
+def source_ids(tok: SubwordTokenizer, text: str) -> list[int]:
+    """What the encoder reads: the text's subwords (at most MAX_SOURCE_TOKENS), then </s>."""
+    return [*tok.encode(text)[:MAX_SOURCE_TOKENS], EOS]
+
+
+def translation(tok: SubwordTokenizer, src: list[int], hyp: list[int], score: float, attention: list[list[float]] | None) -> Translation:
+    """A decoded hypothesis (ending in </s>, unless cut at the length bound) as text, with its tokens."""
+    words = hyp[:-1] if hyp and hyp[-1] == EOS else hyp
+    return Translation(tok.decode(words), [tok.sp.id_to_piece(j) for j in src], [tok.sp.id_to_piece(j) for j in hyp], score, attention)
 
 
 def translate_all(search: SearchFn, tok: SubwordTokenizer, texts: list[str], lang: str, beam_size: int, batch_size: int = 64, device: str = "cpu") -> list[str]:

@@ -1,0 +1,127 @@
+"""A request on its way to a model thread, and the queue it waits in.
+
+The event loop (HTTP) puts a :class:`Job` in its model's :class:`JobQueue` and
+awaits the job's future; the model's thread takes texts from the queue, runs
+the model and answers the future from its own thread (``call_soon_threadsafe``).
+Each model has its own queue and thread, so a request for one model never
+waits for the other model's work.
+
+The queue also applies the two rules that hold before a text reaches a model:
+a job whose request was abandoned (its client has gone, or its deadline passed:
+see ``service.http_guard``) is dropped unanswered, and a job that has waited
+``max_wait_s`` without any of its texts being taken is shed: answered 503 with
+``Retry-After`` instead of being run late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from bentoml.exceptions import ServiceUnavailable
+
+from service.http_guard import Call
+from service.schemas import TextsRequest
+
+R = TypeVar("R", bound=TextsRequest)
+
+
+@dataclass(eq=False)
+class Job(Generic[R]):
+    """One request: its texts are taken in order (possibly over several batches), its answer is one result per text."""
+
+    request: R
+    call: Call  # the HTTP guard's record: abandoned once the client has gone or the deadline passed
+    future: asyncio.Future[list[Any]]
+    received: float = field(default_factory=time.perf_counter)
+    taken: int = 0  # texts handed to the model so far
+    results: list[Any] = field(init=False)
+    missing: int = field(init=False)  # texts not answered yet
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.request.texts)
+        self.missing = len(self.request.texts)
+
+    @property
+    def abandoned(self) -> bool:
+        return self.call.abandoned or self.future.done()  # done early: cancelled (shutdown) or failed
+
+    def answer(self, index: int, result: Any) -> None:
+        """The result of text ``index``; the future resolves when every text has one."""
+        self.results[index] = result
+        self.missing -= 1
+        if self.missing == 0:
+            self._settle(self.results, None)
+
+    def fail(self, error: BaseException) -> None:
+        self._settle(None, error)
+
+    def _settle(self, value: list[Any] | None, error: BaseException | None) -> None:
+        def settle() -> None:
+            if self.future.done():
+                return
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(value or [])
+
+        self.future.get_loop().call_soon_threadsafe(settle)
+
+
+@dataclass(frozen=True)
+class Taken(Generic[R]):
+    """Texts ``start``..``stop`` of ``job``, taken for one batch."""
+
+    job: Job[R]
+    start: int
+    stop: int
+
+    @property
+    def texts(self) -> list[str]:
+        return self.job.request.texts[self.start : self.stop]
+
+
+class JobQueue(Generic[R]):
+    """First come, first served; thread-safe. ``take`` hands out texts, splitting a job between batches when it does not fit."""
+
+    def __init__(self, max_wait_s: float) -> None:
+        self.max_wait_s = max_wait_s
+        self._jobs: deque[Job[R]] = deque()
+        self._ready = threading.Condition()
+
+    def put(self, job: Job[R]) -> None:
+        with self._ready:
+            self._jobs.append(job)
+            self._ready.notify()
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def take(self, room: int, block: bool, max_jobs: int | None = None) -> list[Taken[R]]:
+        """Up to ``room`` texts, oldest job first (at most ``max_jobs`` jobs); with ``block``, waits until there are some."""
+        taken: list[Taken[R]] = []
+        with self._ready:
+            while True:
+                now = time.perf_counter()
+                while self._jobs and room > 0 and (max_jobs is None or len(taken) < max_jobs):
+                    job = self._jobs[0]
+                    if job.abandoned:
+                        self._jobs.popleft()  # nobody reads the answer: no model time for it
+                        continue
+                    if job.taken == 0 and now - job.received >= self.max_wait_s:
+                        self._jobs.popleft()
+                        job.fail(ServiceUnavailable("the service is overloaded and shed this request; retry after the Retry-After delay"))
+                        continue
+                    n = min(room, len(job.request.texts) - job.taken)
+                    taken.append(Taken(job, job.taken, job.taken + n))
+                    job.taken += n
+                    room -= n
+                    if job.taken == len(job.request.texts):
+                        self._jobs.popleft()
+                if taken or not block:
+                    return taken
+                self._ready.wait()
