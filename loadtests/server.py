@@ -111,7 +111,9 @@ class ServiceProcess(ServerProcess):
         super().wait_ready(timeout)
         expected = int(self.env["WORKERS"]) if self.env.get("WORKERS", "auto") != "auto" else default_workers(self.env.get("DEVICE", "auto"))
         while time.monotonic() < deadline:
-            with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as r:
+            token = self.env.get("METRICS_TOKEN", "")
+            req = urllib.request.Request(f"{self.url}/metrics", headers={"authorization": f"Bearer {token}"} if token else {})
+            with urllib.request.urlopen(req, timeout=5) as r:
                 match = re.search(r"^lstm_workers_ready (\S+)$", r.read().decode(), re.MULTILINE)
             if match is None or float(match.group(1)) >= expected:
                 return self

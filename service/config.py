@@ -21,6 +21,9 @@
 | RETRY_AFTER_S | 1 | the `Retry-After` sent with 429/503 |
 | MAX_TRANSLATE_WORK | 32000 | characters of all texts times `beam_size`, per translate request (decoding time grows with both) |
 | MAX_EXPLAIN_TOKENS | 100 | sentiment tokens per request with `explain: true`, all texts together (the work grows as tokens squared) |
+| API_KEYS | (none) | comma-separated API keys; when any is set (here or in API_KEYS_FILE), `/sentiment`, `/translate`, `/models` need `Bearer <key>` |
+| API_KEYS_FILE | (none) | a file with one API key per line (`#` comments), e.g. a Kubernetes Secret or compose secret; added to API_KEYS |
+| METRICS_TOKEN | (none) | when set, `GET /metrics` needs `Authorization: Bearer <METRICS_TOKEN>`; open otherwise |
 """
 
 from __future__ import annotations
@@ -75,6 +78,23 @@ class Settings:
     retry_after_s: int
     max_translate_work: int
     max_explain_tokens: int
+    api_keys: tuple[str, ...]
+    metrics_token: str
+
+
+def api_keys() -> tuple[str, ...]:
+    """API_KEYS (comma-separated) and the lines of API_KEYS_FILE (blank lines and `#` comments skipped)."""
+    keys = [k.strip() for k in os.environ.get("API_KEYS", "").split(",")]
+    path = os.environ.get("API_KEYS_FILE", "").strip()
+    if path:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as e:
+            raise SystemExit(f"API_KEYS_FILE={path!r} cannot be read: {e.strerror}") from None
+        keys += [line.strip() for line in lines if not line.strip().startswith("#")]
+        if not any(keys):
+            raise SystemExit(f"API_KEYS_FILE={path!r} holds no key")
+    return tuple(k for k in keys if k)
 
 
 def usable_cores() -> int:
@@ -119,6 +139,8 @@ def load_settings() -> Settings:
         retry_after_s=_int("RETRY_AFTER_S", 1),
         max_translate_work=_int("MAX_TRANSLATE_WORK", 32000),
         max_explain_tokens=_int("MAX_EXPLAIN_TOKENS", 100),
+        api_keys=api_keys(),
+        metrics_token=os.environ.get("METRICS_TOKEN", "").strip(),
     )
 
 

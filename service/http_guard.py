@@ -41,7 +41,11 @@ from service.metrics import get_metrics
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
-REASONS = {503: "shed", 429: "overloaded", 413: "body_too_large", 408: "timeout", 504: "timeout"}
+REASONS = {503: "shed", 429: "overloaded", 413: "body_too_large", 504: "timeout"}
+# Lingering close: before a 413, the rest of the body is read and discarded (up to these bounds), so that a client
+# that writes its whole body before reading (urllib, requests, most SDKs) reads the 413 instead of a connection reset.
+DRAIN_BYTES = 64 << 20
+DRAIN_SECONDS = 10.0
 
 
 class Call:
@@ -95,7 +99,16 @@ def error_message(status: int, body: Any) -> dict[str, Any]:
 
 class HTTPGuard:
     def __init__(
-        self, app: Any, *, paths: tuple[str, ...], max_in_flight: int, max_body_bytes: int, retry_after_s: int, timeout_s: float, docs_path: str = "/docs.json"
+        self,
+        app: Any,
+        *,
+        paths: tuple[str, ...],
+        max_in_flight: int,
+        max_body_bytes: int,
+        retry_after_s: int,
+        timeout_s: float,
+        auth: bool = False,
+        docs_path: str = "/docs.json",
     ) -> None:
         self.app = app
         self.paths = paths
@@ -103,6 +116,7 @@ class HTTPGuard:
         self.max_body_bytes = max_body_bytes
         self.retry_after = str(retry_after_s).encode()
         self.timeout_s = timeout_s
+        self.auth = auth  # API keys are required (service.auth): the OpenAPI document says so
         self.docs_path = docs_path
         self.in_flight = 0
 
@@ -128,6 +142,8 @@ class HTTPGuard:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             message = f"request body is {int(length)} bytes; the limit is {self.max_body_bytes} bytes"
+            if headers.get(b"expect", b"").lower() != b"100-continue":  # such a client waits for our answer before it sends
+                await drain(receive)
             return await refuse(413, "body_too_large", message, limit=self.max_body_bytes)
         ctype = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
         if ctype != b"application/json" and not ctype.endswith(b"+json"):
@@ -208,6 +224,7 @@ class HTTPGuard:
             with contextlib.suppress(_BodyTooLarge):
                 task.result()
             if too_large:
+                await drain(receive)
                 await refuse(413, "body_too_large", f"request body exceeds the limit of {self.max_body_bytes} bytes", limit=self.max_body_bytes)
             return
         # Abandoned. The endpoint's task may wait for a batch: left to finish on its own (cancelling it makes BentoML
@@ -253,6 +270,9 @@ def document_errors(spec: dict[str, Any], guard: HTTPGuard) -> dict[str, Any]:
         },
     }
     retry_after = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+    if guard.auth:
+        schemes = spec["components"].setdefault("securitySchemes", {})
+        schemes["apiKey"] = {"type": "http", "scheme": "bearer", "description": "one of the service's API keys (API_KEYS, API_KEYS_FILE)"}
 
     def answer(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -275,6 +295,9 @@ def document_errors(spec: dict[str, Any], guard: HTTPGuard) -> dict[str, Any]:
                 "504": answer(f"no answer within {guard.timeout_s:g} s (REQUEST_TIMEOUT_S)"),
             }
         )
+        if guard.auth:
+            responses["401"] = answer("missing or invalid API key", {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}})
+            op["security"] = [{"apiKey": []}]
         op["responses"] = dict(sorted(responses.items()))
         body = op.get("requestBody", {})
         body["description"] = f"JSON, at most {guard.max_body_bytes} bytes"
@@ -298,6 +321,22 @@ class QuietRefusals(logging.Filter):
 def quiet_refusals() -> None:
     """Install :class:`QuietRefusals` on the logger BentoML reports API exceptions with."""
     logging.getLogger("bentoml._internal.server.http_app").addFilter(QuietRefusals())
+
+
+async def drain(receive: Any) -> None:
+    """Read and discard what remains of a request body, up to ``DRAIN_BYTES`` or ``DRAIN_SECONDS``."""
+    read = 0
+
+    async def rest() -> None:
+        nonlocal read
+        while read <= DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body"):
+                return
+            read += len(message.get("body", b""))
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(rest(), DRAIN_SECONDS)
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

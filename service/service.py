@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import bentoml
 import torch
@@ -30,6 +30,7 @@ from bentoml.validators import ContentType
 
 from models.manifest import verify as verify_artifact
 from service import listener
+from service.auth import APIKeyAuth
 from service.config import settings
 from service.http_guard import HTTPGuard, call_of, quiet_refusals
 from service.inference import SentimentClassifier, TranslationModel, load_sentiment, load_translation_model
@@ -113,12 +114,17 @@ class LSTMService:
         return results
 
 
+SERVICE = cast("bentoml.Service[LSTMService]", LSTMService)  # what the decorators above made of the class
+
 quiet_refusals()  # refusals are counted in lstm_rejected_requests_total, not logged with a traceback each
-LSTMService.add_asgi_middleware(  # type: ignore[attr-defined]  # the decorator returns a bentoml.Service
+if settings.api_keys or settings.metrics_token:  # first added, outermost: a request without its key goes no further
+    SERVICE.add_asgi_middleware(APIKeyAuth, api_keys=settings.api_keys, metrics_token=settings.metrics_token)
+SERVICE.add_asgi_middleware(
     HTTPGuard,
     paths=("/sentiment", "/translate"),
     max_in_flight=settings.max_in_flight,
     max_body_bytes=settings.max_body_bytes,
     retry_after_s=settings.retry_after_s,
     timeout_s=settings.request_timeout_s,
+    auth=bool(settings.api_keys),
 )

@@ -48,7 +48,8 @@ def metric(server: ServiceProcess, name: str, **labels: str) -> float:
     """Sum of the samples called ``name`` (``_total``, ``_count``, ``_sum`` included) whose labels include ``labels``; 0 when absent."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    token = server.env.get("METRICS_TOKEN", "")
+    text = httpx.get(f"{server.url}/metrics", timeout=10, headers={"authorization": f"Bearer {token}"} if token else {}).text
     return sum(
         s.value
         for family in text_string_to_metric_families(text)

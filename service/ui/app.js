@@ -17,8 +17,27 @@ function addTitle(el, text) {
   return el;
 }
 
+// API key (when the service requires one, API_KEYS): kept in this browser only, sent as a Bearer token.
+const KEY_STORE = "lstm-api-key";
+
+function authHeaders(extra = {}) {
+  const key = localStorage.getItem(KEY_STORE);
+  return key ? { ...extra, authorization: `Bearer ${key}` } : extra;
+}
+
+function setupKey() {
+  const input = $("api-key");
+  input.value = localStorage.getItem(KEY_STORE) || "";
+  input.addEventListener("change", () => {
+    const key = input.value.trim();
+    if (key) localStorage.setItem(KEY_STORE, key);
+    else localStorage.removeItem(KEY_STORE);
+    loadPairs();
+  });
+}
+
 async function postJSON(path, body) {
-  const r = await fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const r = await fetch(path, { method: "POST", headers: authHeaders({ "content-type": "application/json" }), body: JSON.stringify(body) });
   const data = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
   if (!r.ok) throw new Error(data.error || `HTTP ${r.status}`);
   return data;
@@ -212,7 +231,7 @@ async function runTranslate(event) {
 
 async function loadPairs() {
   try {
-    const r = await fetch("../models");
+    const r = await fetch("../models", { headers: authHeaders() });
     const { models } = await r.json();
     const pairs = models.flatMap((m) => m.pairs || []).filter((p) => p.source === "en");
     if (!pairs.length) return;
@@ -248,7 +267,7 @@ let previous = null;
 async function pollMetrics() {
   if (document.hidden) return;
   try {
-    const r = await fetch("../metrics", { cache: "no-store" });
+    const r = await fetch("../metrics", { cache: "no-store", headers: authHeaders() });
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     const s = parseMetrics(await r.text());
     const now = performance.now();
@@ -301,6 +320,7 @@ document.addEventListener("DOMContentLoaded", () => {
       $("sentiment-form").requestSubmit();
     });
   }
+  setupKey();
   loadPairs();
   pollMetrics();
   setInterval(pollMetrics, 2000);
