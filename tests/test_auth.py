@@ -126,9 +126,8 @@ def aiohttp_post(url: str, chunked: bool) -> tuple[int, str]:
             yield chunk
 
     async def go() -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(url, data=stream() if chunked else BIG, headers={"content-type": "application/json"}) as r:
-                return r.status, await r.text()
+        async with aiohttp.ClientSession() as session, session.post(url, data=stream() if chunked else BIG, headers={"content-type": "application/json"}) as r:
+            return r.status, await r.text()
 
     return asyncio.run(go())
 
