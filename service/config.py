@@ -16,6 +16,7 @@
 | BATCHING | on | `off` runs each request alone (no adaptive batching; for benchmarks and debugging) |
 | MAX_BATCH_SIZE | 128 | texts per model batch (adaptive batching ceiling) |
 | MAX_LATENCY_MS | 2000 | batching latency budget; queued work older than this is shed (503) |
+| TRANSLATION_NICE | 0 | added to the niceness of each worker's translation thread; > 0 lets HTTP work and the sentiment model go first |
 | MAX_IN_FLIGHT | 256 | requests admitted per worker at once; more get 429 |
 | REQUEST_TIMEOUT_S | 25 | per-request deadline (504 after it); also bounds the drain on SIGTERM, so keep it under the termination grace period |
 | RETRY_AFTER_S | 1 | the `Retry-After` sent with 429/503 |
@@ -35,7 +36,7 @@ from pathlib import Path
 from models.manifest import ARTIFACTS_DIR
 
 
-def _int(name: str, default: int) -> int:
+def _int(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -43,8 +44,8 @@ def _int(name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise SystemExit(f"environment variable {name}={raw!r} is not an integer") from None
-    if value < 1:
-        raise SystemExit(f"environment variable {name}={raw!r} must be >= 1")
+    if value < minimum:
+        raise SystemExit(f"environment variable {name}={raw!r} must be >= {minimum}")
     return value
 
 
@@ -74,6 +75,7 @@ class Settings:
     max_batch_size: int
     max_latency_ms: int
     max_in_flight: int
+    translation_nice: int
     request_timeout_s: int
     retry_after_s: int
     max_translate_work: int
@@ -135,6 +137,7 @@ def load_settings() -> Settings:
         max_batch_size=_int("MAX_BATCH_SIZE", 128),
         max_latency_ms=_int("MAX_LATENCY_MS", 2000),
         max_in_flight=_int("MAX_IN_FLIGHT", 256),
+        translation_nice=_int("TRANSLATION_NICE", 0, minimum=0),
         request_timeout_s=_int("REQUEST_TIMEOUT_S", 25),
         retry_after_s=_int("RETRY_AFTER_S", 1),
         max_translate_work=_int("MAX_TRANSLATE_WORK", 32000),

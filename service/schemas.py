@@ -6,6 +6,7 @@ Unknown fields are rejected (400) rather than ignored, so a misspelt option
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StringConstraints, field_validator, model_validator
@@ -14,8 +15,14 @@ from models.manifest import read_manifest
 from models.sentiment.tokenizer import tokenize
 from service.config import settings
 
+# Blank: only characters of Python's whitespace set (`str.isspace`: ASCII's, U+001C-U+001F, U+0085, U+00A0, the Unicode
+# spaces and line separators). `_not_blank` checks it with `str.strip()`; the schema's pattern says the same to clients
+# (JSON Schema's `\\S` would not: ECMAScript's whitespace differs, e.g. U+0085 and U+001C-U+001F are not in it).
+WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"  # matches a text with one non-whitespace character
+
 # minLength and pattern only document what `_not_blank` checks (with a message that names the text at fault).
-Text = Annotated[str, StringConstraints(max_length=settings.max_text_chars), Field(json_schema_extra={"minLength": 1, "pattern": r"\S"})]
+Text = Annotated[str, StringConstraints(max_length=settings.max_text_chars), Field(json_schema_extra={"minLength": 1, "pattern": NOT_BLANK})]
 
 
 class TextsRequest(BaseModel):

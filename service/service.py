@@ -86,7 +86,9 @@ class LSTMService:
             log.info("loaded %s %s on %s with %d threads", m["name"], m["version"], model.device, settings.torch_threads)
         max_wait_s = settings.max_latency_ms / 1000
         self.sentiment_batcher = SentimentBatcher(sentiment, self.metrics, settings.max_batch_size, max_wait_s, settings.batching)
-        self.translation_batcher = TranslationBatcher(translation, self.metrics, settings.max_batch_size, max_wait_s, settings.batching)
+        self.translation_batcher = TranslationBatcher(
+            translation, self.metrics, settings.max_batch_size, max_wait_s, settings.batching, settings.translation_nice
+        )
         # The models, torch and BentoML leave ~10^6 objects that Python's oldest GC generation rescans now and then:
         # 200-270 ms pauses, the whole p99 at 64 connections. Freezing them after start-up exempts them (docs/performance.md).
         gc.collect()

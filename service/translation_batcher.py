@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -56,8 +57,9 @@ class Sentence:
 
 
 class TranslationBatcher:
-    def __init__(self, model: TranslationModel, metrics: Metrics, max_live: int, max_wait_s: float, batching: bool = True) -> None:
+    def __init__(self, model: TranslationModel, metrics: Metrics, max_live: int, max_wait_s: float, batching: bool = True, nice: int = 0) -> None:
         self.model, self.metrics = model, metrics
+        self.nice = nice  # added to this thread's niceness: > 0 lets HTTP work and the sentiment model go first on a busy CPU
         self.max_live = max_live  # texts decoded at once (MAX_BATCH_SIZE)
         self.batching = batching  # off: one request at a time, decoded to the end
         self.queue: JobQueue[TranslateRequest] = JobQueue(max_wait_s)
@@ -73,6 +75,9 @@ class TranslationBatcher:
         return await job.future
 
     def _run(self) -> None:
+        if self.nice:
+            tid = threading.get_native_id()  # Linux: the niceness of one thread
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
         with on_own_stream(self.model.device), torch.inference_mode():
             live: dict[int, Sentence] = {}  # by sentence id
             state: Any = None

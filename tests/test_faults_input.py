@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from service.config import settings
+from service.schemas import NOT_BLANK
 
 from .conftest import Server, metric
 
@@ -167,7 +168,7 @@ def test_openapi_documents_the_limits_and_errors(server: Server) -> None:
     for path, name in (("/sentiment", "SentimentRequestIODescriptor"), ("/translate", "TranslateRequestIODescriptor")):
         texts = schemas[name]["properties"]["texts"]
         assert (texts["minItems"], texts["maxItems"]) == (1, settings.max_texts)
-        assert texts["items"] == {"type": "string", "minLength": 1, "maxLength": settings.max_text_chars, "pattern": r"\S"}
+        assert texts["items"] == {"type": "string", "minLength": 1, "maxLength": settings.max_text_chars, "pattern": NOT_BLANK}
         assert schemas[name]["additionalProperties"] is False  # unknown fields are rejected
         op = spec["paths"][path]["post"]
         assert op["requestBody"]["description"] == f"JSON, at most {settings.max_body_bytes} bytes"
@@ -181,3 +182,21 @@ def test_openapi_documents_the_limits_and_errors(server: Server) -> None:
     assert str(settings.max_translate_work) in beam["description"]
     assert schemas["TranslateRequestIODescriptor"]["properties"]["target"]["enum"] == ["de", "fr"]
     assert schemas["Error"]["required"] == ["error"]
+
+
+def test_blank_means_the_same_to_the_schema_and_to_the_server(server: Server) -> None:
+    """A text of only whitespace (Python's ``str.isspace`` set, U+0085 included) is refused by the server, and the
+    published pattern refuses it too; a character outside that set (U+FEFF, which ECMAScript counts as space) is text."""
+    import re
+
+    from service.schemas import WHITESPACE
+
+    spec = httpx.get(f"{server.url}/docs.json").json()
+    pattern = spec["components"]["schemas"]["SentimentRequestIODescriptor"]["properties"]["texts"]["items"]["pattern"]
+    texts = [ch * 3 for ch in WHITESPACE]
+    assert all(re.search(pattern, t) is None for t in texts)
+    for t in texts:
+        r = httpx.post(f"{server.url}/sentiment", json={"texts": ["fine", t]})
+        assert r.status_code == 400 and "texts[1] is empty or only whitespace" in r.json()["error"], repr(t)
+    assert re.search(pattern, "\ufeff") is not None
+    assert httpx.post(f"{server.url}/sentiment", json={"texts": ["\ufeff"]}).status_code == 200
