@@ -24,7 +24,18 @@ Writes ``docs/benchmarks.md`` (tables, the targets of the README with their
 ratios and PASS/FAIL, the machine) and two plots next to it, the raw numbers to
 ``loadtests/results/bench.json``, and prints progress as it goes.
 ``--candidate DIR`` adds the service of another checkout as system (a*), to
-measure a change against the current tree in the same run.
+measure a change against the current tree in the same run; ``--baseline-ref
+[REF]`` does the same for a commit (default: 285678e, static batching), checked
+out as a ``git worktree`` in ``loadtests/results/`` without manual steps.
+
+Then the continuous-batching scenarios of ``loadtests/mixed.py`` (mixed
+sentiment and translation load, short requests behind long ones, mixed lengths
+and beams, repeatability across runs and restarts) on (a) and (a*), with their
+targets as before/after ratios. ``--only mixed,short,lengths,repeat`` runs just
+those (about 10 minutes; ``--quick`` for a shorter smoke run), into
+``loadtests/results/benchmarks-only.md`` and ``bench-only.json``::
+
+    python -m loadtests.bench --only mixed,short,lengths,repeat --baseline-ref
 """
 
 from __future__ import annotations
@@ -37,23 +48,28 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtests import loadgen, wrk
+from loadtests import loadgen, mixed, wrk
 from loadtests.loadgen import Measurement
+from loadtests.mixed import Load
 from loadtests.profile import profile_summary
 from loadtests.server import ROOT, ServerProcess, ServiceProcess
 from loadtests.texts import CAPTIONS, REVIEWS
 from service.config import default_workers, usable_cores
 
 RESULTS = ROOT / "loadtests" / "results"
+SYSTEMS = ["bentoml", "bentoml-1w", "bentoml-unbatched", "fastapi", "litserve"]
+ONLY_CHOICES = ("existing", *mixed.GROUPS)
 SENTENCE_13W = "A man in a blue shirt is riding a bike down the street."
 LITSERVE_MAX_BATCH_SIZE = "64"
 LITSERVE_BATCH_TIMEOUT_MS = "5"
@@ -62,13 +78,8 @@ LITSERVE_BATCH_TIMEOUT_MS = "5"
 # ---------------------------------------------------------------- scenarios
 
 
-def _json(body: dict[str, Any]) -> bytes:
-    return json.dumps(body).encode()
-
-
-def _windows(pool: list[str], size: int, count: int) -> list[list[str]]:
-    """``count`` lists of ``size`` consecutive texts of ``pool`` (wrapping), each starting further on."""
-    return [[pool[(start * 7 + i) % len(pool)] for i in range(size)] for start in range(count)]
+_json = mixed.json_body
+_windows = mixed.windows
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,7 @@ class System:
     server: ServerProcess
     bentoml: bool  # exposes lstm_* metrics (requests per model call)
     notes: list[str] = field(default_factory=list)
+    factory: Callable[[], ServerProcess] | None = None  # starts another server like this one (for ``restart``)
 
     def pause(self) -> None:
         os.killpg(self.server.proc.pid, signal.SIGSTOP)
@@ -157,16 +169,35 @@ class System:
     def resume(self) -> None:
         os.killpg(self.server.proc.pid, signal.SIGCONT)
 
+    def restart(self) -> float:
+        """Stop the server, start a fresh one, wait until it is ready (left running); the seconds from start to ready."""
+        if self.factory is None:
+            raise RuntimeError(f"{self.label} cannot be restarted")
+        self.resume()
+        self.server.stop()
+        t0 = time.monotonic()
+        self.server = self.factory()
+        self.server.wait_ready(timeout=300)
+        return time.monotonic() - t0
 
-def start_systems(keys: list[str], env: dict[str, str], service_env: dict[str, str], candidate: Path | None) -> list[System]:
-    """``env``: the baselines' (one process, ``TORCH_THREADS`` = all cores); ``service_env``: this service's workers and threads."""
+
+def start_systems(
+    keys: list[str], env: dict[str, str], service_env: dict[str, str], candidate: Path | None, candidate_label: str | None = None
+) -> list[System]:
+    """``env``: the baselines' (one process, ``TORCH_THREADS`` = all cores); ``service_env``: this service's workers and threads.
+    ``candidate_label``: what the candidate checkout is (default: its path)."""
     logs = RESULTS / "bench-logs"
     py = sys.executable
     workers = f"WORKERS={service_env['WORKERS']} x TORCH_THREADS={service_env['TORCH_THREADS']}"
     systems: list[System] = []
     for key in keys:
         if key == "bentoml":
-            systems.append(System(key, f"(a) this service ({workers})", ServiceProcess(logs / "bentoml.log", **service_env), True))
+
+            def this_service() -> ServerProcess:
+                return ServiceProcess(logs / "bentoml.log", **service_env)
+
+            label = f"(a) continuous batching: this service, working tree ({workers})" if candidate_label else f"(a) this service ({workers})"
+            systems.append(System(key, label, this_service(), True, factory=this_service))
         elif key == "bentoml-1w":  # the worker effect: one process with all the threads, as the baselines run
             server = ServiceProcess(logs / "bentoml-1w.log", **{**service_env, "WORKERS": "1", "TORCH_THREADS": env["TORCH_THREADS"]})
             systems.append(System(key, f"(a1) this service, WORKERS=1 x TORCH_THREADS={env['TORCH_THREADS']}", server, True))
@@ -183,8 +214,12 @@ def start_systems(keys: list[str], env: dict[str, str], service_env: dict[str, s
         else:
             raise SystemExit(f"unknown system {key!r}")
     if candidate is not None:
-        server = ServiceProcess(logs / "candidate.log", root=candidate, **service_env)
-        systems.insert(1, System("candidate", f"(a*) service from {candidate} ({workers})", server, True))
+
+        def candidate_service() -> ServerProcess:
+            return ServiceProcess(logs / "candidate.log", root=candidate, **service_env)
+
+        label = f"(a*) {candidate_label or f'service from {candidate}'} ({workers})"
+        systems.insert(1, System("candidate", label, candidate_service(), True, factory=candidate_service))
     t0 = time.monotonic()
     try:
         for s in systems:
@@ -234,6 +269,8 @@ class Point:
     generator: str
     generator_cores: float
     requests_per_model_call: float | None = None
+    run: int = 0  # the repeatability scenario: which of its runs
+    startup_s: float | None = None  # measured right after a fresh start that took this long (start to ready)
 
 
 def window(args: argparse.Namespace, latency: tuple[float, int], concurrency: int) -> float:
@@ -286,6 +323,140 @@ def measure(system: System, sc: Scenario, concurrency: int, duration: float) -> 
         m.generator_cores,
         per_call,
     )
+
+
+def settle(server: ServerProcess, idle_cores: float = 0.2, limit_s: float = 60.0) -> None:
+    """Wait until the server is idle (under ``idle_cores`` over half a second), at most ``limit_s``."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        cpu0 = server.cpu_seconds()
+        time.sleep(0.5)
+        if server.cpu_seconds() - cpu0 < idle_cores * 0.5:
+            return
+
+
+def measure_together(system: System, loads: Sequence[Load], duration: float, run: int = 0, startup_s: float | None = None) -> list[Point]:
+    """``loads`` at the same time on ``system`` (one generator each, started together): a point per load.
+
+    The server's CPU time is the whole server's, whatever load caused it: with several loads, every point
+    gets the same *server cores*, and *server CPU/req* is per request of all the loads together."""
+    system.resume()
+    try:
+        counters = batch_counters(system.server.url) if system.bentoml and len(loads) == 1 else None
+        cpu0 = system.server.cpu_seconds()
+        ms = mixed.together([(system.server.url + load.path, load.bodies, load.concurrency) for load in loads], duration)
+        cpu = system.server.cpu_seconds() - cpu0
+        per_call = None
+        if counters is not None:
+            time.sleep(0.2)  # the last batches finish after the generator stops
+            calls = batch_counters(system.server.url)[0] - counters[0]
+            per_call = ms[0].ok / calls if calls else None
+        settle(system.server)  # requests cut off by the generators' stop (long translations: seconds) finish before the next measurement
+    finally:
+        system.pause()
+    seconds = max(m.seconds for m in ms)
+    answered = sum(m.ok for m in ms)
+    return [
+        Point(
+            load.key,
+            system.key,
+            load.concurrency,
+            m.rps,
+            m.rps * load.texts_per_request,
+            m.p50_ms,
+            m.p99_ms,
+            m.ok,
+            m.errors,
+            cpu / seconds,
+            1000 * cpu / answered if answered else float("nan"),
+            m.generator,
+            m.generator_cores,
+            per_call,
+            run,
+            startup_s,
+        )
+        for load, m in zip(loads, ms, strict=True)
+    ]
+
+
+def check_load(system: System, load: Load) -> None:
+    """The first and the heaviest body: 200 and one result per text, else the system is broken and the run stops."""
+    for body in dict.fromkeys([load.bodies[0], load.heaviest()]):
+        req = urllib.request.Request(system.server.url + load.path, body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            answer = json.loads(r.read())
+        if not isinstance(answer, list) or len(answer) != len(json.loads(body)["texts"]):
+            raise RuntimeError(f"{system.label} answered {load.path} with {answer!r:.300}")
+
+
+def _progress(done: str, s: System, p: Point) -> str:
+    run = f" run {p.run}" if p.run else ""
+    fresh = f" (fresh: ready after {p.startup_s:.0f} s)" if p.startup_s is not None else ""
+    return (
+        f"  [{done}] {s.key:<10} {p.scenario + run:<26} c={p.concurrency:<3} {p.rps:8.1f} req/s {p.texts_per_s:7.0f} texts/s "
+        f"p50 {p.p50_ms:7.1f} p99 {p.p99_ms:7.1f} ms  err {p.errors}  server {p.server_cores:.2f} cores{fresh}"
+    )
+
+
+def run_groups(args: argparse.Namespace, systems: list[System], groups: list[str], points: list[Point]) -> None:
+    """The continuous-batching scenarios (``loadtests.mixed``) on this service and the candidate, taking turns; points appended as measured."""
+    compared = [s for s in systems if s.key in ("bentoml", "candidate")]
+    if not compared:
+        print("  (skipped: neither this service nor a candidate runs; --systems bentoml)", flush=True)
+        return
+    for group in groups:
+        group_steps = mixed.steps(group)
+        loads = [load for step in group_steps for load in step]
+        print(f"== {group}: {', '.join(f'{load.key} ({load.concurrency} conn.)' for load in loads)}", flush=True)
+        if group == "repeat":
+            run_repeat(args, compared, group_steps, points)
+            continue
+        latency: dict[tuple[str, str], tuple[float, int]] = {}  # (system, load) -> (p50 ms, connections): sizes the window
+        for s in compared:  # warm-up: every step's loads, together, 2 s
+            s.resume()
+            try:
+                for load in loads:
+                    check_load(s, load)
+            finally:
+                s.pause()
+            for step in group_steps:
+                for load, p in zip(step, measure_together(s, step, 2.0), strict=True):
+                    # a 2 s warm-up only sees the requests that finish within it: connections / req/s (Little's law) guards
+                    # against that bias; none answered: the longest window
+                    expected = max(p.p50_ms, 1000 * load.concurrency / p.rps) if p.ok else 1000 * args.max_duration
+                    latency[s.key, load.key] = (expected, load.concurrency)
+        # one window for the group, for every system alike: the alone and beside figures compare like with like
+        duration = max(window(args, latency[s.key, load.key], load.concurrency) for s in compared for load in loads)
+        n = len(group_steps) * len(compared)
+        done = 0
+        for i, step in enumerate(group_steps):
+            for s in compared[i % len(compared) :] + compared[: i % len(compared)]:
+                done += 1
+                for p in measure_together(s, step, duration):
+                    points.append(p)
+                    print(_progress(f"{done}/{n}", s, p), flush=True)
+
+
+def run_repeat(args: argparse.Namespace, systems: list[System], group_steps: list[list[Load]], points: list[Point]) -> None:
+    """``REPEAT_RUNS`` runs against the running service, then as many against a freshly started one each (stop, start, wait until ready, measure)."""
+    (running,), (restarted,) = group_steps
+    for s in systems:  # warm-up of the running service, as every scenario has
+        measure_together(s, [running], 2.0)
+    n = 2 * mixed.REPEAT_RUNS * len(systems)
+    done = 0
+    for run in range(1, mixed.REPEAT_RUNS + 1):
+        for s in systems[run % len(systems) :] + systems[: run % len(systems)]:
+            done += 1
+            (p,) = measure_together(s, [running], args.duration, run=run)
+            points.append(p)
+            print(_progress(f"{done}/{n}", s, p), flush=True)
+    for run in range(1, mixed.REPEAT_RUNS + 1):
+        for s in systems[run % len(systems) :] + systems[: run % len(systems)]:
+            done += 1
+            startup = s.restart()  # the other systems stay frozen meanwhile
+            (p,) = measure_together(s, [restarted], args.duration, run=run, startup_s=startup)
+            points.append(p)
+            print(_progress(f"{done}/{n}", s, p), flush=True)
 
 
 def ceiling(task: str, env: dict[str, str], processes: int, seconds: float) -> list[dict[str, Any]]:
@@ -394,6 +565,225 @@ def targets(points: list[Point], ceilings: dict[str, float]) -> list[Target]:
     return out
 
 
+def spread(values: Sequence[float]) -> tuple[float, float, float, float]:
+    """(min, median, max, max/min); max/min is infinite when the smallest is 0."""
+    lo, hi = min(values), max(values)
+    return lo, statistics.median(values), hi, hi / lo if lo > 0 else float("inf")
+
+
+def runs(points: list[Point], scenario: str, system: str) -> list[Point]:
+    return sorted((p for p in points if p.scenario == scenario and p.system == system), key=lambda p: p.run)
+
+
+def _answered(p: Point | None) -> bool:
+    return p is not None and p.ok > 0
+
+
+def continuous_targets(points: list[Point], existing: Sequence[str], new: str = "bentoml", old: str = "candidate") -> list[Target]:
+    """The issue's targets for continuous batching (``new``) against static batching (``old``); ``existing``: today's scenario keys.
+
+    A target of the new scenarios also needs every request of ``new`` in the measurements it uses answered (no errors), and
+    at least one answer in each of them: a service that sheds or starves the slow requests would otherwise look fast."""
+
+    def get(scenario: str, system: str, c: int) -> Point | None:
+        p = find(points, scenario, system, c)
+        return p if _answered(p) else None
+
+    def present(*keys: tuple[str, str, int]) -> list[Point]:
+        """The points of ``keys`` (scenario, system, connections) that were measured, answered or not."""
+        return [p for k in keys if (p := find(points, *k)) is not None]
+
+    def judged(name: str, required: str, ps: Sequence[Point], result: tuple[str, bool] | None) -> Target:
+        """``result``: (measured, ok), None when not measured; errors of ``new``'s points in ``ps`` fail it, as do none answered."""
+        if silent := [p.scenario for p in ps if p.system == new and not p.ok]:
+            return Target(name, f"**no answer** from (a) in {', '.join(silent)}; errors: {sum(p.errors for p in ps if p.system == new)}", required, False)
+        if result is None:
+            return Target(name, "not measured", f"{required}, no errors", None)
+        measured, ok = result
+        errors = sum(p.errors for p in ps if p.system == new)
+        other = sum(p.errors for p in ps if p.system != new)
+        if errors or other:
+            measured += f"; errors: {errors}" + (f" (static batching: {other})" if other else "")
+        return Target(name, measured, f"{required}, no errors", ok and not errors)
+
+    out = []
+    alone, beside = get("mixed-sentiment-alone", new, 8), get("mixed-sentiment-beside", new, 8)
+    ps = present(("mixed-sentiment-alone", new, 8), ("mixed-sentiment-beside", new, 8))
+    name = "mixed: sentiment p99 beside translation (8 + 8 connections) <= 2x its p99 alone"
+    r = beside.p99_ms / alone.p99_ms if alone and beside and alone.p99_ms > 0 else None
+    result = (f"{beside.p99_ms:.1f} / {alone.p99_ms:.1f} ms = **{r:.2f}x**", r <= 2) if alone and beside and r is not None else None
+    out.append(judged(name, "<= 2x", ps, result))
+    name = "mixed: sentiment p99 beside translation"
+    out.append(judged(name, "< 60 ms", present(("mixed-sentiment-beside", new, 8)), (f"**{beside.p99_ms:.1f} ms**", beside.p99_ms < 60) if beside else None))
+    alone, beside = get("mixed-translate-alone", new, 8), get("mixed-translate-beside", new, 8)
+    name = "mixed: translation throughput beside sentiment >= 0.8x alone"
+    r = beside.rps / alone.rps if alone and beside else None
+    result = (f"{beside.rps:.1f} / {alone.rps:.1f} req/s = **{r:.2f}x**", r >= 0.8) if alone and beside and r is not None else None
+    out.append(judged(name, ">= 0.8x", present(("mixed-translate-alone", new, 8), ("mixed-translate-beside", new, 8)), result))
+    a, b = get("short-behind-long-short", new, 4), get("short-behind-long-short", old, 4)
+    name = "short behind long: one-caption greedy p99 >= 3x lower than static batching"
+    r = b.p99_ms / a.p99_ms if a and b and a.p99_ms > 0 else None
+    result = (f"{b.p99_ms:.0f} / {a.p99_ms:.0f} ms = **{r:.2f}x** lower", r >= 3) if a and b and r is not None else None
+    out.append(judged(name, ">= 3x", present(("short-behind-long-short", new, 4), ("short-behind-long-short", old, 4)), result))
+    a, b = get("lengths", new, 32), get("lengths", old, 32)
+    name = "translation, 1/4/16 captions at beams 1/4/8, 32 connections: throughput >= 1.3x static batching"
+    r = a.texts_per_s / b.texts_per_s if a and b else None
+    result = (f"{a.texts_per_s:.1f} / {b.texts_per_s:.1f} captions/s = **{r:.2f}x**", r >= 1.3) if a and b and r is not None else None
+    out.append(judged(name, ">= 1.3x", present(("lengths", new, 32), ("lengths", old, 32)), result))
+    for scenario, what in (("repeat-running", "one running service"), ("repeat-restarted", "a freshly started service each run")):
+        ra, rb = runs(points, scenario, new), runs(points, scenario, old)
+        name = f"repeatability, sentiment, 1 text, 64 connections, {mixed.REPEAT_RUNS} runs against {what}: req/s max/min"
+        result = None
+        if len(ra) >= 2:
+            lo, _, hi, r = spread([p.rps for p in ra])
+            before = f" (static batching: {spread([p.rps for p in rb])[3]:.2f}x)" if len(rb) >= 2 else ""
+            result = (f"{hi:.0f} / {lo:.0f} req/s = **{r:.2f}x**{before}", r <= 1.15)
+        out.append(judged(name, "<= 1.15x", ra + rb, result))
+    pairs = [(p, q) for p in points if p.scenario in existing and p.system == new and p.ok and (q := find(points, p.scenario, old, p.concurrency)) and q.ok]
+    name = "no scenario of today's benchmark slower than static batching by more than 5% (req/s)"
+    if pairs:
+        p, q = min(pairs, key=lambda pq: pq[0].rps / pq[1].rps)
+        r = p.rps / q.rps
+        measured = f"worst of {len(pairs)}: {p.scenario} at {p.concurrency} connections, {p.rps:.1f} / {q.rps:.1f} req/s = **{r:.2f}x**"
+        out.append(Target(name, measured, ">= 0.95x", r >= 0.95))
+    else:
+        out.append(Target(name, "not measured", ">= 0.95x", None))
+    return out
+
+
+def _cell(p: Point | None, fmt: str, attr: str) -> str:
+    return format(getattr(p, attr), fmt) if _answered(p) else "-"
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+def continuous_section(points: list[Point], systems: list[System], existing: Sequence[str], new: str = "bentoml", old: str = "candidate") -> list[str]:
+    """The report's section for the continuous-batching scenarios: tables per scenario, then the before/after ratios."""
+    compared = [s for s in systems if s.key in (new, old)]
+    keys = {load.key for load in mixed.all_loads()}
+    if not any(p.scenario in keys for p in points):
+        return []
+    labels = {s.key: s.label for s in compared}
+    before = labels.get(old, "(a*) not run (--baseline-ref)")
+    text = [
+        "## Continuous batching against static batching",
+        "",
+        f"{labels.get(new, '(a)')} against {before}, in the same run, taking turns (the other frozen). "
+        "Loads at the same time are separate wrk processes started together for the same duration, each with its own "
+        "counts and percentiles (`loadtests/mixed.py`); *server cores* is then the whole server's. captions/s: req/s x the mean "
+        "captions per request of the bodies sent in turn.",
+        "",
+        "### Mixed: one-text sentiment beside 4-caption beam-4 translation, 8 + 8 connections",
+        "",
+        "| load | system | alone req/s | alone p50 ms | alone p99 ms | beside req/s | beside p50 ms | beside p99 ms "
+        "| p99 beside/alone | req/s beside/alone | errors | server cores (beside) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for load, what in (("sentiment", "sentiment, 1 text"), ("translate", "translation, 4 captions, beam 4")):
+        for s in compared:
+            a, b = find(points, f"mixed-{load}-alone", s.key, 8), find(points, f"mixed-{load}-beside", s.key, 8)
+            if a is None and b is None:
+                continue
+            p99 = rps = "-"
+            if a and b and a.ok and b.ok:
+                p99, rps = _ratio(b.p99_ms, a.p99_ms), _ratio(b.rps, a.rps)
+            errors = sum(p.errors for p in (a, b) if p)
+            text.append(
+                f"| {what} | {s.label} | {_cell(a, '.1f', 'rps')} | {_cell(a, '.1f', 'p50_ms')} | {_cell(a, '.1f', 'p99_ms')} | {_cell(b, '.1f', 'rps')} | "
+                f"{_cell(b, '.1f', 'p50_ms')} | {_cell(b, '.1f', 'p99_ms')} | {p99} | {rps} | {errors} | {_cell(b, '.2f', 'server_cores')} |"
+            )
+    text += [
+        "",
+        "### Short behind long: one-caption greedy translations (4 connections) while 32-caption beam-4 translations run (4 connections)",
+        "",
+        "| system | short req/s | short p50 ms | short p99 ms | short errors "
+        "| long req/s | long captions/s | long p50 ms | long p99 ms | long errors | server cores |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in compared:
+        a, b = find(points, "short-behind-long-short", s.key, 4), find(points, "short-behind-long-long", s.key, 4)
+        if a is None or b is None:
+            continue
+        text.append(
+            f"| {s.label} | {_cell(a, '.1f', 'rps')} | {_cell(a, '.1f', 'p50_ms')} | {_cell(a, '.1f', 'p99_ms')} | {a.errors} | {_cell(b, '.2f', 'rps')} | "
+            f"{_cell(b, '.1f', 'texts_per_s')} | {_cell(b, '.0f', 'p50_ms')} | {_cell(b, '.0f', 'p99_ms')} | {b.errors} | {b.server_cores:.2f} |"
+        )
+    text += [
+        "",
+        "### Translation, mixed lengths and beams: 1, 4 and 16 captions at beams 1, 4 and 8 in turn, 32 connections",
+        "",
+        "| system | req/s | captions/s | p50 ms | p99 ms | errors | server cores |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in compared:
+        if (p := find(points, "lengths", s.key, 32)) is not None:
+            text.append(
+                f"| {s.label} | {_cell(p, '.2f', 'rps')} | {_cell(p, '.1f', 'texts_per_s')} | {_cell(p, '.0f', 'p50_ms')} | "
+                f"{_cell(p, '.0f', 'p99_ms')} | {p.errors} | {p.server_cores:.2f} |"
+            )
+    text += [
+        "",
+        f"### Repeatability: one-text sentiment, 64 connections, {mixed.REPEAT_RUNS} runs",
+        "",
+        "Against one running service (after a warm-up), and against a freshly started one each run (stop, start, wait until "
+        "every worker is ready, measure at once: no warm-up).",
+        "",
+        "| system | service | req/s, run by run | min | median | max | max/min | p99 ms, min / median / max | errors | start to ready, s |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    ]
+    for scenario, what in (("repeat-running", "running"), ("repeat-restarted", "fresh each run")):
+        for s in compared:
+            rs = runs(points, scenario, s.key)
+            if not rs:
+                continue
+            lo, med, hi, r = spread([p.rps for p in rs])
+            plo, pmed, phi, _ = spread([p.p99_ms for p in rs])
+            startup = " / ".join(f"{p.startup_s:.0f}" for p in rs if p.startup_s is not None) or "-"
+            text.append(
+                f"| {s.label} | {what} | {', '.join(f'{p.rps:.0f}' for p in rs)} | {lo:.0f} | {med:.0f} | {hi:.0f} | {r:.2f}x | "
+                f"{plo:.0f} / {pmed:.0f} / {phi:.0f} | {sum(p.errors for p in rs)} | {startup} |"
+            )
+    text += ["", "### Before/after", "", "| measure | static batching (a*) | continuous (a) | after/before | better |", "| --- | ---: | ---: | ---: | --- |"]
+
+    def row(what: str, scenario: str, c: int, attr: str, fmt: str, better: str) -> None:
+        a, b = find(points, scenario, new, c), find(points, scenario, old, c)
+        va = getattr(a, attr) if _answered(a) else None
+        vb = getattr(b, attr) if _answered(b) else None
+        if va is not None or vb is not None:
+            text.append(f"| {what} | {_num(vb, fmt)} | {_num(va, fmt)} | {_ratio(va, vb)} | {better} |")
+
+    row("mixed: sentiment p99 ms beside translation", "mixed-sentiment-beside", 8, "p99_ms", ".1f", "lower")
+    row("mixed: sentiment req/s beside translation", "mixed-sentiment-beside", 8, "rps", ".1f", "higher")
+    row("mixed: translation req/s beside sentiment", "mixed-translate-beside", 8, "rps", ".1f", "higher")
+    row("mixed: sentiment p99 ms alone", "mixed-sentiment-alone", 8, "p99_ms", ".1f", "lower")
+    row("mixed: translation req/s alone", "mixed-translate-alone", 8, "rps", ".1f", "higher")
+    row("short behind long: short p50 ms", "short-behind-long-short", 4, "p50_ms", ".0f", "lower")
+    row("short behind long: short p99 ms", "short-behind-long-short", 4, "p99_ms", ".0f", "lower")
+    row("short behind long: long captions/s", "short-behind-long-long", 4, "texts_per_s", ".1f", "higher")
+    row("mixed lengths and beams: captions/s", "lengths", 32, "texts_per_s", ".1f", "higher")
+    row("mixed lengths and beams: p99 ms", "lengths", 32, "p99_ms", ".0f", "lower")
+    for scenario, what in (("repeat-running", "running service"), ("repeat-restarted", "fresh service each run")):
+        ra, rb = runs(points, scenario, new), runs(points, scenario, old)
+        sa, sb = (spread([p.rps for p in ra]) if ra else None), (spread([p.rps for p in rb]) if rb else None)
+        if sa or sb:
+            va, vb = (sa[1] if sa else None), (sb[1] if sb else None)
+            text.append(f"| repeatability, {what}: median req/s | {_num(vb, '.0f')} | {_num(va, '.0f')} | {_ratio(va, vb)} | higher |")
+            text.append(f"| repeatability, {what}: req/s max/min | {_num(sb and sb[3], '.2f')} | {_num(sa and sa[3], '.2f')} | - | lower |")
+    pairs = [(p, q) for p in points if p.scenario in existing and p.system == new and p.ok and (q := find(points, p.scenario, old, p.concurrency)) and q.ok]
+    if pairs:
+        text += ["", "Today's scenarios (the tables above), req/s:", "", "| scenario | connections | static batching (a*) | continuous (a) | after/before |"]
+        text += ["| --- | ---: | ---: | ---: | ---: |"]
+        text += [f"| {p.scenario} | {p.concurrency} | {q.rps:.1f} | {p.rps:.1f} | {p.rps / q.rps:.2f}x |" for p, q in pairs]
+    text.append("")
+    return text
+
+
 def verdict(ok: bool | None) -> str:
     return {True: "PASS", False: "**FAIL**", None: "not measured"}[ok]
 
@@ -451,8 +841,11 @@ def write_report(
 ) -> None:
     ceilings = {task: max(r["texts_per_s"] for r in rows) for task, rows in ceiling_rows.items() if rows}
     out.parent.mkdir(parents=True, exist_ok=True)
-    pngs = plot(points, systems, scs, ceilings, out.with_suffix(""))
-    tg = targets(points, ceilings)
+    pngs = plot(points, systems, scs, ceilings, out.with_suffix("")) if scs else []
+    existing = [sc.key for sc in scs]
+    tg = targets(points, ceilings) if scs else []
+    if any(g in mixed.GROUPS for g in args.only) or args.baseline_ref:
+        tg += continuous_targets(points, existing)
     labels = {s.key: s.label for s in systems}
     gen_max = max((p.generator_cores for p in points), default=0.0)
     command = "python -m loadtests.bench " + " ".join(sys.argv[1:])
@@ -478,37 +871,52 @@ def write_report(
         "",
         "Systems:",
         "",
-        "- **(a) this service**: `bentoml serve service.service:LSTMService`, default settings (adaptive batching: a batch forms "
-        "the moment the model is free, `MAX_BATCH_SIZE=128` texts; `service/dispatcher.py`).",
-        "- **(a1) this service, one worker**: the same with `WORKERS=1` and all the threads in it.",
-        "- **(b) this service, `BATCHING=off`**: the same code with the APIs registered unbatched: each request is one model call with its own texts.",
-        "- **(c) FastAPI, unbatched**: `loadtests/baselines/fastapi_app.py`, sync handlers (FastAPI's thread pool), pydantic models, "
-        "one model call per request, uvicorn, 1 worker.",
-        f"- **(d) LitServe, batched**: `loadtests/baselines/litserve_app.py`, `max_batch_size={LITSERVE_MAX_BATCH_SIZE}` requests, "
-        f"`batch_timeout={LITSERVE_BATCH_TIMEOUT_MS} ms`, `fast_queue=True`, one inference worker per API, 1 API server process.",
-        "- **(e) model alone**: `loadtests/model_alone.py`, the Python API called back to back, no HTTP, at several batch sizes; the best is the ceiling.",
-        "",
     ]
+    described = {
+        "bentoml": "- **(a) this service**: `bentoml serve service.service:LSTMService`, default settings (adaptive batching: a batch forms "
+        "the moment the model is free, `MAX_BATCH_SIZE=128` texts; `service/dispatcher.py`).",
+        "candidate": f"- **(a\\*) static batching ({(args.baseline_sha or '')[:7]})**: this service at commit `{args.baseline_sha}` (a `git worktree` in "
+        "`loadtests/results/`, `--baseline-ref`), same settings: one model call at a time per worker, shared by both models; "
+        "a translation batch decodes until its longest hypothesis ends."
+        if args.baseline_ref
+        else f"- **(a\\*) another checkout**: this service from `{args.candidate}`, same settings.",
+        "bentoml-1w": "- **(a1) this service, one worker**: the same with `WORKERS=1` and all the threads in it.",
+        "bentoml-unbatched": "- **(b) this service, `BATCHING=off`**: the same code with the APIs registered unbatched: each request is one model call "
+        "with its own texts.",
+        "fastapi": "- **(c) FastAPI, unbatched**: `loadtests/baselines/fastapi_app.py`, sync handlers (FastAPI's thread pool), pydantic models, "
+        "one model call per request, uvicorn, 1 worker.",
+        "litserve": f"- **(d) LitServe, batched**: `loadtests/baselines/litserve_app.py`, `max_batch_size={LITSERVE_MAX_BATCH_SIZE}` requests, "
+        f"`batch_timeout={LITSERVE_BATCH_TIMEOUT_MS} ms`, `fast_queue=True`, one inference worker per API, 1 API server process.",
+        "ceiling": "- **(e) model alone**: `loadtests/model_alone.py`, the Python API called back to back, no HTTP, at several batch sizes; "
+        "the best is the ceiling.",
+    }
+    ran = {s.key for s in systems} | ({"ceiling"} if ceiling_rows else set())
+    text += [line for key, line in described.items() if key in ran]
+    text.append("")
     for s in systems:
         text += [f"- Note on {s.label}: {n}" for n in s.notes]
     text += ["", "## Targets", "", "| target | measured | required | verdict |", "| --- | --- | --- | --- |"]
     text += [f"| {t.name} | {t.measured} | {t.required} | {verdict(t.ok)} |" for t in tg]
-    text += ["", f"![throughput]({pngs[0].name})", "", f"![latency]({pngs[1].name})", ""]
-    text += [
-        "## (e) The model alone (ceiling)",
-        "",
-        "In one process with all the threads (as the baselines run) and, when this service runs several workers, in as many "
-        "processes at once with its threads each (texts/s summed; ms per batch averaged). The best row is the ceiling.",
-        "",
-        "| task | processes x threads | batch size | texts/s | ms per batch |",
-        "| --- | --- | ---: | ---: | ---: |",
-    ]
-    for task, rows in ceiling_rows.items():
-        for r in rows:
-            best = " (best)" if r["texts_per_s"] == ceilings.get(task) else ""
-            layout = f"{r.get('processes', 1)} x {r.get('threads', '?')}"
-            text.append(f"| {task} | {layout} | {r['batch_size']} | {r['texts_per_s']:.0f}{best} | {r['ms_per_batch']:.1f} |")
     text.append("")
+    if pngs:
+        text += [f"![throughput]({pngs[0].name})", "", f"![latency]({pngs[1].name})", ""]
+    text += continuous_section(points, systems, existing)
+    if ceiling_rows:
+        text += [
+            "## (e) The model alone (ceiling)",
+            "",
+            "In one process with all the threads (as the baselines run) and, when this service runs several workers, in as many "
+            "processes at once with its threads each (texts/s summed; ms per batch averaged). The best row is the ceiling.",
+            "",
+            "| task | processes x threads | batch size | texts/s | ms per batch |",
+            "| --- | --- | ---: | ---: | ---: |",
+        ]
+        for task, rows in ceiling_rows.items():
+            for r in rows:
+                best = " (best)" if r["texts_per_s"] == ceilings.get(task) else ""
+                layout = f"{r.get('processes', 1)} x {r.get('threads', '?')}"
+                text.append(f"| {task} | {layout} | {r['batch_size']} | {r['texts_per_s']:.0f}{best} | {r['ms_per_batch']:.1f} |")
+        text.append("")
     for sc in scs:
         text += [
             f"## {sc.title}",
@@ -534,7 +942,7 @@ def write_report(
         text += [profile, ""]
     out.write_text("\n".join(text))
     print("\n".join(f"TARGET {verdict(t.ok):>12}  {t.name}: {t.measured} (required {t.required})".replace("**", "") for t in tg), flush=True)
-    print(f"wrote {out}, {', '.join(str(p) for p in pngs)}", flush=True)
+    print(f"wrote {', '.join(str(p) for p in [out, *pngs])}", flush=True)
 
 
 # ---------------------------------------------------------------- main
@@ -546,34 +954,67 @@ def main() -> None:
     ap.add_argument("--duration", type=float, help="seconds per measurement (default 8; 2 with --quick)")
     ap.add_argument("--concurrency", type=int, nargs="+", help="connections (default 1 8 32 64 128; 1 32 64 with --quick)")
     ap.add_argument("--max-duration", type=float, help="longest window, for slow load levels (default 30 s; 12 with --quick)")
-    ap.add_argument("--systems", nargs="+", default=["bentoml", "bentoml-1w", "bentoml-unbatched", "fastapi", "litserve"])
-    ap.add_argument("--scenarios", nargs="+", help="scenario keys to run (default: all)")
-    ap.add_argument("--candidate", type=Path, help="also measure the service of this checkout, as (a*)")
+    ap.add_argument("--systems", nargs="+", help=f"default: {' '.join(SYSTEMS)}; bentoml only when --only leaves out 'existing'")
+    ap.add_argument("--scenarios", nargs="+", help="keys of today's scenarios to run (default: all)")
+    ap.add_argument(
+        "--only",
+        type=lambda v: [g.strip() for g in v.split(",") if g.strip()],
+        default=list(ONLY_CHOICES),
+        help=f"comma-separated groups to run (default: all): 'existing' (today's scenarios, the model alone, the profile) and the "
+        f"continuous-batching scenarios {','.join(mixed.GROUPS)}; e.g. --only {','.join(mixed.GROUPS)} (report and raw numbers "
+        "then go to loadtests/results/benchmarks-only.md and bench-only.json unless --out)",
+    )
+    source = ap.add_mutually_exclusive_group()
+    source.add_argument("--candidate", type=Path, help="also measure the service of this checkout, as (a*)")
+    source.add_argument(
+        "--baseline-ref",
+        nargs="?",
+        const=mixed.STATIC_BATCHING_REF,
+        help=f"also measure this commit's service as (a*), from a git worktree in loadtests/results/ (made once, reused); "
+        f"without a value the static-batching commit {mixed.STATIC_BATCHING_REF[:7]}",
+    )
     ap.add_argument("--device", default="cpu", help="DEVICE for every system (cpu, cuda)")
     ap.add_argument("--torch-threads", type=int, default=usable_cores(), help="TORCH_THREADS of the one-process servers (c), (d), (a1) (default: all cores)")
     ap.add_argument("--workers", type=int, help="WORKERS of this service (default: its own default for the device); TORCH_THREADS = cores / WORKERS")
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, help="py-spy profile of (a) under load (default: on unless --quick)")
     ap.add_argument("--out", type=Path, help="report (default docs/benchmarks.md; docs/benchmarks-gpu.md for cuda)")
     args = ap.parse_args()
+    if unknown := [g for g in args.only if g not in ONLY_CHOICES]:
+        ap.error(f"--only: unknown {', '.join(unknown)}; choose from {', '.join(ONLY_CHOICES)}")
+    existing = "existing" in args.only
+    groups = [g for g in mixed.GROUPS if g in args.only]
+    args.systems = args.systems or (SYSTEMS if existing else ["bentoml"])
     args.duration = args.duration or (2.0 if args.quick else 8.0)
     args.max_duration = max(args.duration, args.max_duration or (12.0 if args.quick else 30.0))
     args.concurrency = args.concurrency or ([1, 32, 64] if args.quick else [1, 8, 32, 64, 128])
     args.profile = (not args.quick) if args.profile is None else args.profile
     cuda = args.device.startswith("cuda")
-    args.out = args.out or ROOT / "docs" / ("benchmarks-gpu.md" if cuda else "benchmarks.md")
+    default_out = ROOT / "docs" / ("benchmarks-gpu.md" if cuda else "benchmarks.md") if existing else RESULTS / "benchmarks-only.md"
+    args.out = args.out or default_out
+    raw = RESULTS / ("bench.json" if existing else "bench-only.json")
     if cuda and args.concurrency == [1, 8, 32, 64, 128]:
         args.concurrency = [1, 8, 32, 64, 128, 256]
-    scs = [sc for sc in scenarios(args.concurrency, args.quick) if not args.scenarios or sc.key in args.scenarios]
+    scs = [sc for sc in scenarios(args.concurrency, args.quick) if existing and (not args.scenarios or sc.key in args.scenarios)]
     env = {"TORCH_THREADS": str(args.torch_threads), "DEVICE": args.device}
     args.workers = args.workers or default_workers(args.device)
     service_env = {"WORKERS": str(args.workers), "TORCH_THREADS": str(max(1, args.torch_threads // args.workers)), "DEVICE": args.device}
     started = time.monotonic()
-    n_points = sum(len(sc.concurrency) for sc in scs) * (len(args.systems) + (args.candidate is not None))
-    print(f"bench: {len(scs)} scenarios, {n_points} measurements of {args.duration:g} s, generator: {'wrk' if wrk.available() else 'loadgen'}", flush=True)
-
     RESULTS.mkdir(parents=True, exist_ok=True)
+    candidate_label = None
+    args.baseline_sha = None
+    if args.baseline_ref:
+        args.candidate, args.baseline_sha = mixed.baseline_worktree(args.baseline_ref, ROOT, RESULTS)
+        candidate_label = f"static batching ({args.baseline_sha[:7]})"
+        print(f"baseline: {args.baseline_ref} ({args.baseline_sha[:12]}), checked out at {args.candidate}", flush=True)
+    n_points = sum(len(sc.concurrency) for sc in scs) * (len(args.systems) + (args.candidate is not None))
+    generator = "wrk" if wrk.available() else "loadgen"
+    new = ", ".join(groups) or "no"
+    print(f"bench: {len(scs)} of today's scenarios ({n_points} measurements of {args.duration:g} s), {new} continuous-batching ones; {generator}", flush=True)
+    if groups and args.candidate is None:
+        print("note: no --baseline-ref (or --candidate): the continuous-batching scenarios run on this service alone, without before/after ratios", flush=True)
+
     print("starting servers ...", flush=True)
-    systems = start_systems(args.systems, env, service_env, args.candidate)
+    systems = start_systems(args.systems, env, service_env, args.candidate, candidate_label)
     points: list[Point] = []
     ceiling_rows: dict[str, list[dict[str, Any]]] = {}
     profile: str | None = None
@@ -605,6 +1046,7 @@ def main() -> None:
                         f"p50 {p.p50_ms:7.1f} p99 {p.p99_ms:7.1f} ms  err {p.errors}  server {p.server_cores:.2f} cores{per_call}",
                         flush=True,
                     )
+        run_groups(args, systems, groups, points)
         for s in systems:
             if s.key == "bentoml-unbatched":
                 merged = [p for p in points if p.system == s.key and p.requests_per_model_call and p.requests_per_model_call > 1.05]
@@ -637,7 +1079,8 @@ def main() -> None:
             t.start()
         for t in stoppers:
             t.join()
-    (RESULTS / "bench.json").write_text(json.dumps({"points": [asdict(p) for p in points], "ceilings": ceiling_rows}, indent=1))
+    baseline = {"ref": args.baseline_ref, "sha": args.baseline_sha, "path": str(args.candidate)} if args.baseline_ref else None
+    raw.write_text(json.dumps({"points": [asdict(p) for p in points], "ceilings": ceiling_rows, "baseline": baseline}, indent=1))
     write_report(args.out, args, systems, scs, points, ceiling_rows, profile, time.monotonic() - started)
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
+import os
 import re
+import subprocess
+import time
 import urllib.request
+from pathlib import Path
+from typing import cast
 
 import pytest
 
-from loadtests import loadgen, wrk
-from loadtests.bench import SENTENCE_13W, Point, scenarios, targets
+from loadtests import loadgen, mixed, wrk
+from loadtests.bench import SENTENCE_13W, Point, System, continuous_section, continuous_targets, scenarios, targets
 from loadtests.server import ServiceProcess
 
 NEGATIVE, POSITIVE = "a lazy , cynical cash grab .", "a masterpiece ."
@@ -82,3 +89,210 @@ def test_targets_pass_and_fail_on_the_ratios() -> None:
     }
     missing = targets([point("sentiment-1", "bentoml", 64, 600.0, p99=300.0, errors=3)], {})
     assert [t.ok for t in missing] == [None, None, False, False, None, None]
+
+
+# ---------------------------------------------------------------- the continuous-batching scenarios (loadtests/mixed.py)
+
+
+def test_continuous_scenarios_send_valid_requests_within_the_work_limit() -> None:
+    from service.config import settings
+    from service.schemas import SentimentRequest, TranslateRequest
+
+    assert settings.max_translate_work == mixed.MAX_TRANSLATE_WORK
+    loads = {load.key: load for load in mixed.all_loads()}
+    for load in loads.values():
+        schema = TranslateRequest if load.path == "/translate" else SentimentRequest
+        for b in load.bodies:
+            schema.model_validate_json(b)  # what the service accepts, work limit included
+            if load.path == "/translate":
+                assert mixed.work(b) <= mixed.MAX_TRANSLATE_WORK
+                assert json.loads(b)["source"] == "en"
+
+    def shape(key: str) -> set[tuple[int, int, str]]:
+        return {(len((b := json.loads(raw))["texts"]), b.get("beam_size", 0), b.get("target", "")) for raw in loads[key].bodies}
+
+    assert {k: loads[k].concurrency for k in loads} == {
+        "mixed-sentiment-alone": 8,
+        "mixed-translate-alone": 8,
+        "mixed-sentiment-beside": 8,
+        "mixed-translate-beside": 8,
+        "short-behind-long-short": 4,
+        "short-behind-long-long": 4,
+        "lengths": 32,
+        "repeat-running": 64,
+        "repeat-restarted": 64,
+    }
+    assert shape("mixed-sentiment-beside") == {(1, 0, "")}
+    assert shape("mixed-translate-beside") == {(4, 4, "de"), (4, 4, "fr")}
+    assert shape("short-behind-long-short") == {(1, 1, "de"), (1, 1, "fr")}
+    assert shape("short-behind-long-long") == {(32, 4, "de"), (32, 4, "fr")}
+    assert shape("lengths") == {(n, beam, t) for n in (1, 4, 16) for beam in (1, 4, 8) for t in ("de", "fr")}
+    lengths = [(len((b := json.loads(raw))["texts"]), b["beam_size"]) for raw in loads["lengths"].bodies]
+    assert all(x != y for x, y in itertools.pairwise([*lengths, lengths[0]]))  # in turn: never the same kind twice in a row
+    assert loads["lengths"].texts_per_request == 7.0 and loads["short-behind-long-long"].texts_per_request == 32.0
+    assert mixed.work(loads["lengths"].heaviest()) == max(mixed.work(b) for b in loads["lengths"].bodies)
+    assert [[load.key for load in step] for step in mixed.steps("mixed")] == [
+        ["mixed-sentiment-alone"],
+        ["mixed-translate-alone"],
+        ["mixed-sentiment-beside", "mixed-translate-beside"],
+    ]
+
+
+WRK_STDOUT = """Running 10s test @ http://127.0.0.1:{port}/{path}
+  1 threads and {c} connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    {avg}    1.20ms  40.00ms   90.00%
+    Req/Sec   520.00     30.00   600.00     70.00%
+  {requests} requests in 10.01s, 1.00MB read
+WRK_RESULT {{"requests": {requests}, "duration_us": 10010000, "status_errors": {status}, "socket_errors": {socket}, "p50_us": {p50}, "p99_us": {p99}}}
+Requests/sec:    520.00
+Transfer/sec:    100.00KB
+"""
+
+
+def test_parse_two_concurrent_wrk_reports() -> None:
+    """Two wrk processes' reports, read one each: the sentiment load and the translation load beside it."""
+    sentiment = WRK_STDOUT.format(port=1, path="sentiment", c=8, avg="5.00ms", requests=5205, status=3, socket=2, p50=4100, p99=21500)
+    translation = WRK_STDOUT.format(port=1, path="translate", c=8, avg="800.00ms", requests=101, status=0, socket=0, p50=790000, p99=1302000)
+    s, t = (mixed.parse(out, "", 0, 8, cpu) for out, cpu in ((sentiment, 0.5), (translation, 0.02)))
+    assert (s.generator, s.concurrency, s.ok, s.errors, s.p50_ms, s.p99_ms) == ("wrk", 8, 5202, 5, 4.1, 21.5)
+    assert abs(s.seconds - 10.01) < 1e-9 and abs(s.rps - 5202 / 10.01) < 1e-9 and abs(s.generator_cores - 0.5 / 10.01) < 1e-9
+    assert (t.ok, t.errors, t.p50_ms, t.p99_ms) == (101, 0, 790.0, 1302.0)
+    with pytest.raises(RuntimeError, match="wrk failed"):
+        mixed.parse("unable to connect to 127.0.0.1:1 Connection refused", "", 1, 8, 0.0)
+
+
+def test_together_starts_every_generator_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in ``wrk`` that takes 1 s and reports its connections: two runs take about 1 s, not 2, and each gets its own report."""
+    fake = tmp_path / "wrk"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do case "$a" in -c*) c="${a#-c}";; esac; done\n'
+        "sleep 1\n"
+        'echo "WRK_RESULT {\\"requests\\": $((c * 10)), \\"duration_us\\": 1000000, \\"status_errors\\": 0, \\"socket_errors\\": 0, '
+        '\\"p50_us\\": $((c * 1000)), \\"p99_us\\": $((c * 2000))}"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    t0 = time.monotonic()
+    a, b = mixed.together([("http://127.0.0.1:9/sentiment", [b"{}"], 8), ("http://127.0.0.1:9/translate", [b"{}"], 4)], 1.0)
+    assert time.monotonic() - t0 < 1.9
+    assert (a.concurrency, a.ok, a.p50_ms, a.p99_ms) == (8, 80, 8.0, 16.0)
+    assert (b.concurrency, b.ok, b.p50_ms, b.p99_ms) == (4, 40, 4.0, 8.0)
+
+
+def test_baseline_worktree_is_checked_out_once_and_reused(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    repo.mkdir()
+    git("init", "-q")
+    (repo / "f.txt").write_text("static\n")
+    git("add", "f.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "static batching")
+    sha = git("rev-parse", "HEAD")
+    (repo / "f.txt").write_text("continuous\n")  # the working tree moved on; the baseline is the commit
+    path, got = mixed.baseline_worktree(sha[:7], repo, tmp_path / "results")
+    assert got == sha and path == tmp_path / "results" / f"baseline-{sha[:12]}"
+    assert (path / "f.txt").read_text() == "static\n"
+    assert mixed.baseline_worktree(sha, repo, tmp_path / "results") == (path, sha)  # reused
+    (path / "f.txt").write_text("edited\n")
+    with pytest.raises(SystemExit, match="not a clean checkout"):
+        mixed.baseline_worktree(sha, repo, tmp_path / "results")
+    with pytest.raises(SystemExit, match="not a commit"):
+        mixed.baseline_worktree("no-such-ref", repo, tmp_path / "results")
+
+
+def continuous_points(**changes: float) -> list[Point]:
+    """A run where every target passes; ``changes``: ``<scenario>__<system>__<field>`` overrides."""
+    pts = [
+        point("mixed-sentiment-alone", "bentoml", 8, 500.0, p99=25.0),
+        point("mixed-sentiment-beside", "bentoml", 8, 450.0, p99=50.0),  # 2x alone exactly, under 60 ms
+        point("mixed-translate-alone", "bentoml", 8, 10.0, texts=4),
+        point("mixed-translate-beside", "bentoml", 8, 8.0, texts=4),  # 0.8x exactly
+        point("mixed-sentiment-beside", "candidate", 8, 300.0, p99=400.0),
+        point("short-behind-long-short", "bentoml", 4, 40.0, p99=200.0),
+        point("short-behind-long-short", "candidate", 4, 2.0, p99=600.0),  # 3x lower exactly
+        point("lengths", "bentoml", 32, 13.0, texts=7),
+        point("lengths", "candidate", 32, 10.0, texts=7),  # 1.3x exactly
+        point("sentiment-1", "bentoml", 64, 950.0),
+        point("sentiment-1", "candidate", 64, 1000.0),  # 0.95x exactly
+        point("translate-1", "bentoml", 32, 30.0),
+        point("translate-1", "candidate", 32, 20.0),
+    ]
+    for i, (a, b) in enumerate([(100.0, 100.0), (110.0, 60.0), (115.0, 100.0), (105.0, 100.0), (100.0, 100.0)], start=1):
+        for scenario in ("repeat-running", "repeat-restarted"):
+            pts.append(dataclasses.replace(point(scenario, "bentoml", 64, a), run=i))  # max/min 1.15 exactly
+            pts.append(dataclasses.replace(point(scenario, "candidate", 64, b), run=i))  # static batching: 1.67
+    for key, value in changes.items():
+        scenario, system, attr = key.replace("_", "-").split("--")
+        i = next(i for i, p in enumerate(pts) if p.scenario == scenario and p.system == system)
+        pts[i] = dataclasses.replace(pts[i], **{attr.replace("-", "_"): value})
+    return pts
+
+
+def test_continuous_targets_pass_and_fail_on_the_ratios() -> None:
+    existing = ["sentiment-1", "translate-1"]
+    names = [
+        "sentiment p99 beside <= 2x alone",
+        "sentiment p99 beside < 60 ms",
+        "translation beside >= 0.8x alone",
+        "short p99 3x lower",
+        "lengths 1.3x",
+        "repeat running",
+        "repeat restarted",
+        "today's scenarios",
+    ]
+    got = continuous_targets(continuous_points(), existing)
+    assert len(got) == len(names) and all(t.ok for t in got), [(t.name, t.measured) for t in got]
+    assert "static batching: 1.67x" in got[5].measured and got[7].measured.startswith("worst of 2: sentiment-1 at 64 connections")
+    failing = {
+        "sentiment p99 beside <= 2x alone": {"mixed_sentiment_beside__bentoml__p99_ms": 50.1},  # also 50.1 < 60: only the first fails
+        "translation beside >= 0.8x alone": {"mixed_translate_beside__bentoml__rps": 7.9},
+        "short p99 3x lower": {"short_behind_long_short__candidate__p99_ms": 599.0},
+        "lengths 1.3x": {"lengths__candidate__texts_per_s": 70.1},  # 91 / 70.1 = 1.298
+        "repeat running": {"repeat_running__bentoml__rps": 99.0},  # the first run: 115 / 99 = 1.16
+        "today's scenarios": {"translate_1__bentoml__rps": 18.9},
+    }
+    for name, change in failing.items():
+        verdicts = dict(zip(names, (t.ok for t in continuous_targets(continuous_points(**change), existing)), strict=True))
+        assert [n for n, ok in verdicts.items() if not ok] == [name], change
+    at_60 = continuous_points(mixed_sentiment_alone__bentoml__p99_ms=30.0, mixed_sentiment_beside__bentoml__p99_ms=60.0)  # 2x alone, not under 60 ms
+    verdicts = [t.ok for t in continuous_targets(at_60, existing)]
+    assert verdicts == [True, False, True, True, True, True, True, True]
+    errors = continuous_targets(continuous_points(lengths__bentoml__errors=2, lengths__candidate__errors=5), existing)[4]
+    assert errors.ok is False and errors.measured.endswith("errors: 2 (static batching: 5)")  # the new system's errors fail it
+    errors = continuous_targets(continuous_points(lengths__candidate__errors=5), existing)[4]
+    assert errors.ok is True and errors.measured.endswith("errors: 0 (static batching: 5)")
+    starved = continuous_targets(continuous_points(short_behind_long_short__bentoml__ok=0), existing)[3]  # none answered in the window
+    assert starved.ok is False and starved.measured.startswith("**no answer** from (a) in short-behind-long-short")
+    assert continuous_targets(continuous_points(short_behind_long_short__candidate__ok=0), existing)[3].ok is None  # the baseline's: not measured
+    alone = [p for p in continuous_points() if p.system == "bentoml" and p.scenario.startswith("mixed")]  # no baseline, no today's scenarios
+    assert [t.ok for t in continuous_targets(alone, existing)] == [True, True, True, None, None, None, None, None]
+
+
+def test_continuous_section_reports_every_scenario_and_the_ratios() -> None:
+    systems = [
+        System("bentoml", "(a) continuous", cast(ServiceProcess, None), True),
+        System("candidate", "(a*) static batching (285678e)", cast(ServiceProcess, None), True),
+    ]
+    text = "\n".join(continuous_section(continuous_points(), systems, ["sentiment-1", "translate-1"]))
+    for heading in ("### Mixed", "### Short behind long", "### Translation, mixed lengths", "### Repeatability", "### Before/after"):
+        assert heading in text
+    assert "| short behind long: short p99 ms | 600 | 200 | 0.33x | lower |" in text
+    assert "| mixed lengths and beams: captions/s | 70.0 | 91.0 | 1.30x | higher |" in text
+    assert "| (a) continuous | fresh each run | 100, 110, 115, 105, 100 | 100 | 105 | 115 | 1.15x |" in text
+    assert "| translate-1 | 32 | 20.0 | 30.0 | 1.50x |" in text
+    assert continuous_section([point("sentiment-1", "bentoml", 64, 1.0)], systems, ["sentiment-1"]) == []
+
+
+def test_together_drives_two_loads_at_once(server: ServiceProcess) -> None:
+    """End to end, briefly: one-text sentiment and one-caption greedy translation at once, each load answered."""
+    if not wrk.available():
+        pytest.skip("wrk is not installed (make install-system)")
+    short = [b for b in next(load for load in mixed.all_loads() if load.key == "short-behind-long-short").bodies[:2]]
+    s, t = mixed.together([(f"{server.url}/sentiment", [json.dumps({"texts": [NEGATIVE]}).encode()], 2), (f"{server.url}/translate", short, 1)], 1.0)
+    assert s.ok >= 2 and t.ok >= 1 and s.errors == t.errors == 0
+    assert 0 < s.p50_ms <= s.p99_ms and 0 < t.p50_ms <= t.p99_ms
