@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 3000
 DATA   ?= ../shared/data
 
-.PHONY: install-system serve test lint typecheck install install-test install-train train-teacher train-sentiment export-sentiment eval-sentiment train-translation export-translation eval-translation bench bench-gpu loadtest clean up down dashboard-snapshot soak audit screenshot explain-overhead
+.PHONY: install-system image test-container serve test lint typecheck install install-test install-train train-teacher train-sentiment export-sentiment eval-sentiment train-translation export-translation eval-translation bench bench-gpu loadtest clean up down dashboard-snapshot soak audit screenshot explain-overhead
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,12 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-## Debian packages the tests and the benchmark run for real: Prometheus (+ promtool), Chromium, wrk; skipped when present
+## Debian packages the tests and the benchmark run for real: Prometheus (+ promtool), Chromium, wrk; skipped when present;
+## and a container engine for tests/test_container.py: none when a Docker engine answers, else podman set up to run here
 install-system:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v chromium >/dev/null && command -v wrk >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium wrk >/dev/null)
+	@bash deploy/install-engine.sh
 
 $(VENV)/.installed-train: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[train]'
@@ -94,6 +96,14 @@ loadtest: install-test
 	@mkdir -p $(RESULTS)
 	LOAD_SHAPE=$(SHAPE) $(BIN)/locust -f loadtests/locustfile.py $(USER_CLASS) --headless --host $(HOST) -u $(USERS) -r $(SPAWN_RATE) -t $(DURATION) \
 	  --csv $(RESULTS)/locust --html $(RESULTS)/locust.html --only-summary
+
+## image: the service image, with docker or podman, with or without a registry (deploy/build-image.sh; docs/deploy.md)
+image:
+	bash deploy/build-image.sh
+
+## test-container: the image and the compose stack for real, and the Bento (also part of make test)
+test-container: install-test install-system
+	$(BIN)/python -m pytest -q tests/test_container.py tests/test_bento.py
 
 ## up / down: the docker compose stack (service, Prometheus, Grafana: see docker-compose.yml); GPU=1 runs the CUDA image
 COMPOSE ?= docker compose
