@@ -16,6 +16,7 @@
 | BATCHING | on | `off` runs each request alone (no adaptive batching; for benchmarks and debugging) |
 | MAX_BATCH_SIZE | 128 | texts per model batch (adaptive batching ceiling) |
 | MAX_LATENCY_MS | 2000 | batching latency budget; queued work older than this is shed (503) |
+| REUSEPORT | on | `on`: each worker accepts on its own SO_REUSEPORT socket, the kernel spreads connections (`service/listener.py`) |
 | TRANSLATION_NICE | 0 | added to the niceness of each worker's translation thread; > 0 lets HTTP work and the sentiment model go first |
 | MAX_IN_FLIGHT | 256 | requests admitted per worker at once; more get 429 |
 | REQUEST_TIMEOUT_S | 25 | per-request deadline (504 after it); also bounds the drain on SIGTERM, so keep it under the termination grace period |
@@ -76,6 +77,7 @@ class Settings:
     max_latency_ms: int
     max_in_flight: int
     translation_nice: int
+    reuseport: bool
     request_timeout_s: int
     retry_after_s: int
     max_translate_work: int
@@ -138,6 +140,7 @@ def load_settings() -> Settings:
         max_latency_ms=_int("MAX_LATENCY_MS", 2000),
         max_in_flight=_int("MAX_IN_FLIGHT", 256),
         translation_nice=_int("TRANSLATION_NICE", 0, minimum=0),
+        reuseport=_on_off("REUSEPORT", True),
         request_timeout_s=_int("REQUEST_TIMEOUT_S", 25),
         retry_after_s=_int("RETRY_AFTER_S", 1),
         max_translate_work=_int("MAX_TRANSLATE_WORK", 32000),

@@ -36,6 +36,8 @@ from collections.abc import Sequence
 
 import bentoml
 
+from service.config import settings
+
 log = logging.getLogger("lstm_service.listener")
 
 BENTOML_VERSION = "1.4.40"  # the version whose worker command line and socket passing this follows
@@ -47,14 +49,6 @@ class ListenerError(RuntimeError):
     """The worker is not what this module expects: it refuses to start."""
 
 
-def enabled() -> bool:
-    """``REUSEPORT``: ``on`` (default) or ``off`` (every worker accepts on BentoML's shared socket)."""
-    raw = os.environ.get("REUSEPORT", "").strip().lower()
-    if raw not in ("", "on", "off"):
-        raise SystemExit(f"environment variable REUSEPORT={raw!r} must be 'on' or 'off'")
-    return raw != "off"
-
-
 def in_worker() -> bool:
     """Whether this process is a BentoML worker: ``python -m _bentoml_impl.worker.service``."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
@@ -63,7 +57,7 @@ def in_worker() -> bool:
 
 def install() -> None:
     """Called when ``service.service`` is imported: in a BentoML worker, accept on an own SO_REUSEPORT socket."""
-    if not enabled() or not in_worker():
+    if not settings.reuseport or not in_worker():
         return
     if log.level == logging.NOTSET:  # BentoML's server logging passes only WARNING and up from loggers not under "bentoml"
         log.setLevel(logging.INFO)

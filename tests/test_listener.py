@@ -127,12 +127,14 @@ def test_install_outside_a_worker_does_nothing(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_reuseport_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.config import load_settings
+
     for raw, on in [("", True), ("on", True), (" OFF ", False)]:
         monkeypatch.setenv("REUSEPORT", raw)
-        assert listener.enabled() is on
+        assert load_settings().reuseport is on
     monkeypatch.setenv("REUSEPORT", "no")
     with pytest.raises(SystemExit, match="REUSEPORT='no' must be 'on' or 'off'"):
-        listener.enabled()
+        load_settings()
 
 
 def test_refuses_a_worker_of_another_shape() -> None:
