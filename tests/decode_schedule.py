@@ -16,19 +16,26 @@ class Decoded(NamedTuple):
     attn: torch.Tensor | None  # (len, source length) when kept
 
 
+def device_of(program: Any) -> str:
+    """Where the program's weights are (``cpu``, ``cuda:0``): its inputs go there."""
+    return str(next(program.parameters()).device)
+
+
 def alone(program: Any, src: list[int], lang: int, beam: int) -> Decoded:
     """The sentence decoded by itself, by the static call (``forward``)."""
-    ids, lengths = pad([src], "cpu")
+    device = device_of(program)
+    ids, lengths = pad([src], device)
     with torch.no_grad():
-        out, out_len, scores, attn = program(ids, lengths, torch.tensor([lang]), beam)
+        out, out_len, scores, attn = program(ids, lengths, torch.tensor([lang], device=device), beam)
     n = int(out_len[0])
-    return Decoded(out[0, :n].tolist(), float(scores[0]), attn[0, :n, : len(src)])
+    return Decoded(out[0, :n].tolist(), float(scores[0]), attn[0, :n, : len(src)].cpu())
 
 
 def continuously(program: Any, sentences: list[tuple[list[int], int, int, bool]], seed: int = 0, drop: frozenset[int] = frozenset()) -> dict[int, Decoded]:
     """Decode ``(src, lang, beam, keep_attn)`` sentences in one running decode: one joins every call, each call advances
     1-3 steps, complete sentences leave at once, those in ``drop`` are taken out unfinished after their second call."""
     rng = random.Random(seed)
+    device = device_of(program)
     state, got, calls = None, {}, dict.fromkeys(range(len(sentences)), 0)
     pending = list(range(len(sentences)))
     with torch.no_grad():
@@ -36,19 +43,20 @@ def continuously(program: Any, sentences: list[tuple[list[int], int, int, bool]]
             if pending:
                 i = pending.pop(0)
                 src, lang, beam, keep = sentences[i]
-                ids, lengths = pad([src], "cpu")
-                new = program.start(ids, lengths, torch.tensor([lang]), beam, torch.tensor([i]), torch.tensor([keep]))
+                ids, lengths = pad([src], device)
+                t = lambda x: torch.tensor([x], device=device)  # noqa: E731
+                new = program.start(ids, lengths, t(lang), beam, t(i), t(keep))
                 state = new if state is None else program.join(state, new)
             state = program.advance(state, rng.randint(1, 3))
             done, state = program.finish(state)
             for j, sid in enumerate(done.sid.tolist()):
                 n = int(done.lengths[j])
-                attn = done.attn[j, :n, : len(sentences[sid][0])] if sentences[sid][3] else None
+                attn = done.attn[j, :n, : len(sentences[sid][0])].cpu() if sentences[sid][3] else None
                 got[sid] = Decoded(done.tokens[j, :n].tolist(), float(done.scores[j]), attn)
             for sid in state.sid.unique().tolist():
                 calls[sid] += 1
                 if sid in drop and calls[sid] == 2:
-                    state = program.drop(state, torch.tensor([sid]))
+                    state = program.drop(state, torch.tensor([sid], device=device))
     return got
 
 

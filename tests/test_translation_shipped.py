@@ -57,8 +57,8 @@ def test_scripted_program_matches_eager_model(tm: TranslationModel) -> None:
     eager = BeamSearch(model, banned=list(tm.tok.lang_ids.values())).eval()
     for beam in (1, 4):
         for target in ("de", "fr"):
-            a = translate(eager, tm.tok, SENTENCES, [target] * len(SENTENCES), beam)
-            b = translate(tm.program, tm.tok, SENTENCES, [target] * len(SENTENCES), beam)
+            a = translate(eager, tm.tok, SENTENCES, [target] * len(SENTENCES), beam)  # eager, on the CPU
+            b = translate(tm.program, tm.tok, SENTENCES, [target] * len(SENTENCES), beam, tm.device)  # scripted, on DEVICE
             assert [x.target_tokens for x in a] == [x.target_tokens for x in b]
 
 
