@@ -502,7 +502,6 @@ def test_dashboard_shows_every_service_metric_and_the_slo() -> None:
         "bentoml_service_request_total",
         "bentoml_service_request_duration_seconds",
         "bentoml_service_request_in_progress",
-        "bentoml_service_adaptive_batch_size",
     }
     assert len(ours) >= 14
     for metric in ours | bentoml:
