@@ -133,7 +133,7 @@ screenshot: install-test install-system
 
 ## explain-overhead: plain requests before the explain/alignment flags (commit 002eb9b) against this tree, side by side (about 10 minutes)
 explain-overhead: install-test
-	$(BIN)/python -m loadtests.explain_overhead --out docs/explain_overhead.md
+	$(BIN)/python -m experiments.explain_overhead --out docs/explain_overhead.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

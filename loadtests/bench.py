@@ -45,7 +45,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import statistics
@@ -54,14 +53,13 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtests import loadgen, mixed, wrk
-from loadtests.loadgen import Measurement
-from loadtests.mixed import Load
+from loadtests import mixed, wrk
+from loadtests.mixed import Load, json_body, windows
 from loadtests.profile import profile_summary
 from loadtests.server import ROOT, ServerProcess, ServiceProcess
 from loadtests.texts import CAPTIONS, REVIEWS
@@ -76,10 +74,6 @@ LITSERVE_BATCH_TIMEOUT_MS = "5"
 
 
 # ---------------------------------------------------------------- scenarios
-
-
-_json = mixed.json_body
-_windows = mixed.windows
 
 
 @dataclass(frozen=True)
@@ -100,7 +94,7 @@ def scenarios(concurrency: list[int], quick: bool) -> list[Scenario]:
             "sentiment-1",
             "`/sentiment`, one review per request",
             "/sentiment",
-            [_json({"texts": [t]}) for t in REVIEWS],
+            [json_body({"texts": [t]}) for t in REVIEWS],
             1,
             concurrency,
             "sentiment",
@@ -109,7 +103,7 @@ def scenarios(concurrency: list[int], quick: bool) -> list[Scenario]:
             "sentiment-32",
             "`/sentiment`, 32 reviews per request",
             "/sentiment",
-            [_json({"texts": w}) for w in _windows(REVIEWS, 32, 16)],
+            [json_body({"texts": w}) for w in windows(REVIEWS, 32, 16)],
             32,
             concurrency,
             "sentiment",
@@ -118,7 +112,7 @@ def scenarios(concurrency: list[int], quick: bool) -> list[Scenario]:
             "translate-1",
             "`/translate`, one caption per request, beam 4, en->de and en->fr in turn",
             "/translate",
-            [_json({"texts": [t], "source": "en", "target": targets[i % 2], "beam_size": 4}) for i, t in enumerate(CAPTIONS)],
+            [json_body({"texts": [t], "source": "en", "target": targets[i % 2], "beam_size": 4}) for i, t in enumerate(CAPTIONS)],
             1,
             concurrency,
             "translate",
@@ -130,7 +124,7 @@ def scenarios(concurrency: list[int], quick: bool) -> list[Scenario]:
                 f"translate-13w-beam{beam}",
                 f'`/translate`, the 13-word sentence "{SENTENCE_13W}", {name}, en->de and en->fr in turn',
                 "/translate",
-                [_json({"texts": [SENTENCE_13W], "source": "en", "target": t, "beam_size": beam}) for t in targets],
+                [json_body({"texts": [SENTENCE_13W], "source": "en", "target": t, "beam_size": beam}) for t in targets],
                 1,
                 [c for c in concurrency if c in (1, 32)],
                 "translate",
@@ -142,7 +136,7 @@ def scenarios(concurrency: list[int], quick: bool) -> list[Scenario]:
                 "translate-32",
                 "`/translate`, 32 captions per request, beam 4, en->de and en->fr in turn",
                 "/translate",
-                [_json({"texts": w, "source": "en", "target": targets[i % 2], "beam_size": 4}) for i, w in enumerate(_windows(CAPTIONS, 32, 8))],
+                [json_body({"texts": w, "source": "en", "target": targets[i % 2], "beam_size": 4}) for i, w in enumerate(windows(CAPTIONS, 32, 8))],
                 32,
                 [c for c in concurrency if c <= 8],  # beyond 8 connections the unbatched servers answer in tens of seconds on a CPU
                 "translate",
@@ -160,7 +154,6 @@ class System:
     label: str
     server: ServerProcess
     bentoml: bool  # exposes lstm_* metrics (requests per model call)
-    notes: list[str] = field(default_factory=list)
     factory: Callable[[], ServerProcess] | None = None  # starts another server like this one (for ``restart``)
 
     def pause(self) -> None:
@@ -232,22 +225,19 @@ def start_systems(
     return systems
 
 
-def batch_counters(url: str) -> tuple[float, float]:
-    """(model calls, texts) so far, summed over models, from the service's ``lstm_batch_items`` histogram."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    calls = sum(float(m) for m in re.findall(r"^lstm_batch_items_count\{[^}]*\} (\S+)$", text, re.M))
-    texts = sum(float(m) for m in re.findall(r"^lstm_batch_items_sum\{[^}]*\} (\S+)$", text, re.M))
-    return calls, texts
+def model_calls(server: ServerProcess) -> float:
+    """Model calls so far, summed over models: the count of the service's ``lstm_batch_items`` histogram."""
+    return server.metric("lstm_batch_items_count")
 
 
-def check_answers(system: System, sc: Scenario) -> None:
-    """One request per body kind: 200 and one result per text, else the system is broken and the run stops."""
-    req = urllib.request.Request(system.server.url + sc.path, sc.bodies[0], {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        body = json.loads(r.read())
-    if not isinstance(body, list) or len(body) != sc.texts_per_request:
-        raise RuntimeError(f"{system.label} answered {sc.path} with {body!r:.300}")
+def check_answers(system: System, path: str, bodies: Iterable[bytes]) -> None:
+    """Each body once: 200 and one result per text, else the system is broken and the run stops."""
+    for body in bodies:
+        req = urllib.request.Request(system.server.url + path, body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            answer = json.loads(r.read())
+        if not isinstance(answer, list) or len(answer) != len(json.loads(body)["texts"]):
+            raise RuntimeError(f"{system.label} answered {path} with {answer!r:.300}")
 
 
 # ---------------------------------------------------------------- measuring
@@ -286,23 +276,17 @@ def window(args: argparse.Namespace, latency: tuple[float, int], concurrency: in
     return max(args.duration, min(args.max_duration, 4 * expected_s))
 
 
-def drive(url: str, bodies: list[bytes], concurrency: int, duration: float) -> Measurement:
-    if wrk.available():
-        return wrk.measure(url, bodies, concurrency, duration)
-    return loadgen.measure(url, bodies, concurrency, duration)
-
-
 def measure(system: System, sc: Scenario, concurrency: int, duration: float) -> Point:
     system.resume()
     try:
-        counters = batch_counters(system.server.url) if system.bentoml else None
+        calls0 = model_calls(system.server) if system.bentoml else None
         cpu0 = system.server.cpu_seconds()
-        m = drive(system.server.url + sc.path, sc.bodies, concurrency, duration)
+        m = mixed.drive(system.server.url + sc.path, sc.bodies, concurrency, duration)
         cpu = system.server.cpu_seconds() - cpu0
         per_call = None
-        if counters is not None:
+        if calls0 is not None:
             time.sleep(0.2)  # the last batches finish after the generator stops
-            calls = batch_counters(system.server.url)[0] - counters[0]
+            calls = model_calls(system.server) - calls0
             per_call = m.ok / calls if calls else None
         time.sleep(0.3)  # let requests cut off by the generator's stop finish before freezing the server
     finally:
@@ -342,14 +326,14 @@ def measure_together(system: System, loads: Sequence[Load], duration: float, run
     gets the same *server cores*, and *server CPU/req* is per request of all the loads together."""
     system.resume()
     try:
-        counters = batch_counters(system.server.url) if system.bentoml and len(loads) == 1 else None
+        calls0 = model_calls(system.server) if system.bentoml and len(loads) == 1 else None
         cpu0 = system.server.cpu_seconds()
         ms = mixed.together([(system.server.url + load.path, load.bodies, load.concurrency) for load in loads], duration)
         cpu = system.server.cpu_seconds() - cpu0
         per_call = None
-        if counters is not None:
+        if calls0 is not None:
             time.sleep(0.2)  # the last batches finish after the generator stops
-            calls = batch_counters(system.server.url)[0] - counters[0]
+            calls = model_calls(system.server) - calls0
             per_call = ms[0].ok / calls if calls else None
         settle(system.server)  # requests cut off by the generators' stop (long translations: seconds) finish before the next measurement
     finally:
@@ -379,16 +363,6 @@ def measure_together(system: System, loads: Sequence[Load], duration: float, run
     ]
 
 
-def check_load(system: System, load: Load) -> None:
-    """The first and the heaviest body: 200 and one result per text, else the system is broken and the run stops."""
-    for body in dict.fromkeys([load.bodies[0], load.heaviest()]):
-        req = urllib.request.Request(system.server.url + load.path, body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=120) as r:
-            answer = json.loads(r.read())
-        if not isinstance(answer, list) or len(answer) != len(json.loads(body)["texts"]):
-            raise RuntimeError(f"{system.label} answered {load.path} with {answer!r:.300}")
-
-
 def _progress(done: str, s: System, p: Point) -> str:
     run = f" run {p.run}" if p.run else ""
     fresh = f" (fresh: ready after {p.startup_s:.0f} s)" if p.startup_s is not None else ""
@@ -416,7 +390,7 @@ def run_groups(args: argparse.Namespace, systems: list[System], groups: list[str
             s.resume()
             try:
                 for load in loads:
-                    check_load(s, load)
+                    check_answers(s, load.path, dict.fromkeys([load.bodies[0], load.heaviest()]))  # the first and the heaviest
             finally:
                 s.pause()
             for step in group_steps:
@@ -892,9 +866,6 @@ def write_report(
     }
     ran = {s.key for s in systems} | ({"ceiling"} if ceiling_rows else set())
     text += [line for key, line in described.items() if key in ran]
-    text.append("")
-    for s in systems:
-        text += [f"- Note on {s.label}: {n}" for n in s.notes]
     text += ["", "## Targets", "", "| target | measured | required | verdict |", "| --- | --- | --- | --- |"]
     text += [f"| {t.name} | {t.measured} | {t.required} | {verdict(t.ok)} |" for t in tg]
     text.append("")
@@ -1028,8 +999,8 @@ def main() -> None:
             for s in systems:  # warm-up; also trains BentoML's batching model
                 s.resume()
                 try:
-                    check_answers(s, sc)
-                    w = drive(s.server.url + sc.path, sc.bodies, 8, 2.0)
+                    check_answers(s, sc.path, sc.bodies[:1])
+                    w = mixed.drive(s.server.url + sc.path, sc.bodies, 8, 2.0)
                     latency[s.key] = (w.p50_ms, 8) if w.ok else (2 * 2000.0, 8)
                 finally:
                     s.pause()
@@ -1047,14 +1018,6 @@ def main() -> None:
                         flush=True,
                     )
         run_groups(args, systems, groups, points)
-        for s in systems:
-            if s.key == "bentoml-unbatched":
-                merged = [p for p in points if p.system == s.key and p.requests_per_model_call and p.requests_per_model_call > 1.05]
-                if merged:
-                    s.notes.append(
-                        "**its batches merged several requests** (req/call > 1): this service does not support `BATCHING=off` yet, "
-                        "so (b) is not an unbatched run."
-                    )
         for task in sorted({sc.task for sc in scs}):
             print(f"== model alone: {task}", flush=True)
             seconds = 1.5 if args.quick else 3.0
@@ -1068,7 +1031,7 @@ def main() -> None:
             sc = scs[0]
             a.resume()
             try:
-                profile = profile_summary(a.server, sc.path, sc.bodies, 64, 10.0, drive)
+                profile = profile_summary(a.server, sc.path, sc.bodies, 64, 10.0, mixed.drive)
             finally:
                 a.pause()
     finally:

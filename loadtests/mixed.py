@@ -35,7 +35,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from loadtests import loadgen, wrk
 from loadtests.loadgen import Measurement
@@ -137,35 +136,23 @@ def all_loads() -> list[Load]:
 # ---------------------------------------------------------------- loads at the same time
 
 
-def parse(stdout: str, stderr: str, returncode: int, concurrency: int, cpu_s: float) -> Measurement:
-    """One wrk run's report (the ``WRK_RESULT`` line of ``loadtests.wrk``'s script) as a ``Measurement``."""
-    line = next((ln for ln in stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
-    if returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({returncode}): {stdout[-2000:]}{stderr[-2000:]}")
-    r = json.loads(line.removeprefix("WRK_RESULT "))
-    errors = r["status_errors"] + r["socket_errors"]
-    return Measurement("wrk", concurrency, r["duration_us"] / 1e6, r["requests"] - r["status_errors"], errors, r["p50_us"] / 1000, r["p99_us"] / 1000, cpu_s)
-
-
 def _wrk_together(runs: list[tuple[str, list[bytes], int]], duration: float, timeout_s: float) -> list[Measurement]:
     with tempfile.TemporaryDirectory() as tmp:
         procs: list[tuple[subprocess.Popen[bytes], Path, Path]] = []
         try:
             scripts = []
             for i, (url, bodies, _) in enumerate(runs):  # every script first: the processes then start within milliseconds
-                path = urlsplit(url).path or "/"
                 scripts.append(Path(tmp) / f"post{i}.lua")
-                scripts[-1].write_text(wrk.SCRIPT % {"bodies": ", ".join(wrk._lua_string(b) for b in bodies), "path": wrk._lua_string(path.encode())})
+                scripts[-1].write_text(wrk.script(url, bodies))
             for i, (url, _, concurrency) in enumerate(runs):
-                cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", f"{timeout_s:g}s", "-s", str(scripts[i]), url]
                 out, err = Path(tmp) / f"out{i}", Path(tmp) / f"err{i}"
                 with out.open("wb") as o, err.open("wb") as e:
-                    procs.append((subprocess.Popen(cmd, stdout=o, stderr=e), out, err))
+                    procs.append((subprocess.Popen(wrk.command(url, concurrency, duration, timeout_s, scripts[i]), stdout=o, stderr=e), out, err))
             results = []
             for (proc, out, err), (_, _, concurrency) in zip(procs, runs, strict=True):
                 _, status, usage = os.wait4(proc.pid, 0)  # this process's own CPU time (RUSAGE_CHILDREN would mix the runs)
                 proc.returncode = os.waitstatus_to_exitcode(status)
-                results.append(parse(out.read_text(), err.read_text(), proc.returncode, concurrency, usage.ru_utime + usage.ru_stime))
+                results.append(wrk.parse(out.read_text(), err.read_text(), proc.returncode, concurrency, usage.ru_utime + usage.ru_stime))
             return results
         finally:
             for proc, _, _ in procs:
@@ -174,13 +161,13 @@ def _wrk_together(runs: list[tuple[str, list[bytes], int]], duration: float, tim
                     proc.wait()
 
 
-def _loadgen_together(runs: list[tuple[str, list[bytes], int]], duration: float) -> list[Measurement]:
+def _loadgen_together(runs: list[tuple[str, list[bytes], int]], duration: float, timeout_s: float) -> list[Measurement]:
     """Without wrk: the asyncio generator, one thread each (they share this process's CPU time, so each reports all of it)."""
     results: list[Measurement | BaseException | None] = [None] * len(runs)
 
     def one(i: int) -> None:
         try:
-            results[i] = loadgen.measure(runs[i][0], runs[i][1], runs[i][2], duration)
+            results[i] = loadgen.measure(*runs[i], duration, timeout_s)
         except BaseException as e:  # re-raised below, in the caller's thread
             results[i] = e
 
@@ -197,12 +184,16 @@ def _loadgen_together(runs: list[tuple[str, list[bytes], int]], duration: float)
     return out
 
 
+def drive(url: str, bodies: list[bytes], concurrency: int, duration: float, timeout_s: float = 60.0) -> Measurement:
+    """One closed-loop load: ``concurrency`` connections POSTing ``bodies`` in turn to ``url``, with ``wrk`` (else ``loadtests.loadgen``)."""
+    return (wrk.measure if wrk.available() else loadgen.measure)(url, bodies, concurrency, duration, timeout_s)
+
+
 def together(runs: list[tuple[str, list[bytes], int]], duration: float, timeout_s: float = 60.0) -> list[Measurement]:
     """Each ``(url, bodies, connections)`` driven by its own generator, all started at once for ``duration`` seconds."""
     if len(runs) == 1:
-        url, bodies, concurrency = runs[0]
-        return [wrk.measure(url, bodies, concurrency, duration, timeout_s) if wrk.available() else loadgen.measure(url, bodies, concurrency, duration)]
-    return _wrk_together(runs, duration, timeout_s) if wrk.available() else _loadgen_together(runs, duration)
+        return [drive(*runs[0], duration, timeout_s)]
+    return (_wrk_together if wrk.available() else _loadgen_together)(runs, duration, timeout_s)
 
 
 # ---------------------------------------------------------------- the baseline checkout

@@ -1,13 +1,13 @@
 """Start and stop servers as child processes on a free port (used by tests and benchmarks).
 
 ``ServiceProcess`` is ``bentoml serve`` of this service; ``ServerProcess`` runs any
-command that serves HTTP on ``{port}`` (the benchmark's baselines).
+command that serves HTTP on ``{port}`` (the benchmark's baselines). ``samples`` reads
+Prometheus text (``ServerProcess.metric``: one metric of a server's ``/metrics``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -19,9 +19,22 @@ from pathlib import Path
 
 import psutil
 
+from loadtests.proctree import tree_usage
 from service.config import default_workers
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def samples(text: str, name: str, **labels: str) -> list[float]:
+    """The values of the samples called ``name`` in Prometheus text ``text`` whose labels include ``labels``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
 
 
 def free_port() -> int:
@@ -61,19 +74,22 @@ class ServerProcess:
         raise TimeoutError(f"server not ready after {timeout}s:\n{self.log.read_text()[-4000:]}")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time used so far by the server and all its live child processes."""
+        """User + system CPU time used so far by the server and all its live child processes (0 once it is gone)."""
         try:
-            procs = [root := psutil.Process(self.proc.pid), *root.children(recursive=True)]
+            return tree_usage(self.proc.pid).cpu_seconds
         except psutil.NoSuchProcess:
             return 0.0
-        total = 0.0
-        for p in procs:
-            try:
-                t = p.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += t.user + t.system
-        return total
+
+    def scrape(self) -> str:
+        """``GET /metrics`` now (with ``METRICS_TOKEN`` of the server's environment as bearer token, when set)."""
+        token = self.env.get("METRICS_TOKEN", "")
+        req = urllib.request.Request(f"{self.url}/metrics", headers={"authorization": f"Bearer {token}"} if token else {})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples called ``name`` (``_total``, ``_count``, ``_sum`` included) whose labels include ``labels``; 0 when absent."""
+        return sum(samples(self.scrape(), name, **labels))
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM the process group, SIGKILL after ``timeout``; returns the exit status."""
@@ -111,11 +127,8 @@ class ServiceProcess(ServerProcess):
         super().wait_ready(timeout)
         expected = int(self.env["WORKERS"]) if self.env.get("WORKERS", "auto") != "auto" else default_workers(self.env.get("DEVICE", "auto"))
         while time.monotonic() < deadline:
-            token = self.env.get("METRICS_TOKEN", "")
-            req = urllib.request.Request(f"{self.url}/metrics", headers={"authorization": f"Bearer {token}"} if token else {})
-            with urllib.request.urlopen(req, timeout=5) as r:
-                match = re.search(r"^lstm_workers_ready (\S+)$", r.read().decode(), re.MULTILINE)
-            if match is None or float(match.group(1)) >= expected:
+            ready = samples(self.scrape(), "lstm_workers_ready")
+            if not ready or sum(ready) >= expected:
                 return self
             time.sleep(0.3)
         self.stop()

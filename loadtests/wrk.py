@@ -54,22 +54,33 @@ def _lua_string(raw: bytes) -> str:
     return f"[{'=' * level}[{text}]{'=' * level}]"
 
 
-def measure(url: str, bodies: list[bytes], concurrency: int, duration: float, timeout_s: float = 60.0) -> Measurement:
-    """``concurrency`` closed-loop connections POSTing ``bodies`` (JSON, in turn) to ``url`` for ``duration`` seconds."""
+def script(url: str, bodies: list[bytes]) -> str:
+    """The Lua script that POSTs ``bodies`` in turn to ``url``'s path and reports as ``parse`` reads."""
     path = urlsplit(url).path or "/"
-    script = SCRIPT % {"bodies": ", ".join(_lua_string(b) for b in bodies), "path": _lua_string(path.encode())}
-    with tempfile.TemporaryDirectory() as tmp:
-        lua = Path(tmp) / "post.lua"
-        lua.write_text(script)
-        cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", f"{timeout_s:g}s", "-s", str(lua), url]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return SCRIPT % {"bodies": ", ".join(_lua_string(b) for b in bodies), "path": _lua_string(path.encode())}
+
+
+def command(url: str, concurrency: int, duration: float, timeout_s: float, lua: Path) -> list[str]:
+    return ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", f"{timeout_s:g}s", "-s", str(lua), url]
+
+
+def parse(stdout: str, stderr: str, returncode: int, concurrency: int, cpu_s: float) -> Measurement:
+    """One wrk run's report (the ``WRK_RESULT`` line the script prints) as a ``Measurement``."""
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
+    if returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({returncode}): {stdout[-2000:]}{stderr[-2000:]}")
     r = json.loads(line.removeprefix("WRK_RESULT "))
     errors = r["status_errors"] + r["socket_errors"]
+    return Measurement("wrk", concurrency, r["duration_us"] / 1e6, r["requests"] - r["status_errors"], errors, r["p50_us"] / 1000, r["p99_us"] / 1000, cpu_s)
+
+
+def measure(url: str, bodies: list[bytes], concurrency: int, duration: float, timeout_s: float = 60.0) -> Measurement:
+    """``concurrency`` closed-loop connections POSTing ``bodies`` (JSON, in turn) to ``url`` for ``duration`` seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        lua = Path(tmp) / "post.lua"
+        lua.write_text(script(url, bodies))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc = subprocess.run(command(url, concurrency, duration, timeout_s, lua), capture_output=True, text=True, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    seconds = r["duration_us"] / 1e6
-    return Measurement("wrk", concurrency, seconds, r["requests"] - r["status_errors"], errors, r["p50_us"] / 1000, r["p99_us"] / 1000, cpu)
+    return parse(proc.stdout, proc.stderr, proc.returncode, concurrency, cpu)

@@ -46,16 +46,7 @@ def one_worker() -> Iterator[ServiceProcess]:
 
 def metric(server: ServiceProcess, name: str, **labels: str) -> float:
     """Sum of the samples called ``name`` (``_total``, ``_count``, ``_sum`` included) whose labels include ``labels``; 0 when absent."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    token = server.env.get("METRICS_TOKEN", "")
-    text = httpx.get(f"{server.url}/metrics", timeout=10, headers={"authorization": f"Bearer {token}"} if token else {}).text
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
+    return server.metric(name, **labels)
 
 
 def gibberish(n: int, chars: int, seed: int = 0) -> list[str]:

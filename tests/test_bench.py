@@ -6,10 +6,8 @@ import dataclasses
 import itertools
 import json
 import os
-import re
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import cast
 
@@ -23,9 +21,7 @@ NEGATIVE, POSITIVE = "a lazy , cynical cash grab .", "a masterpiece ."
 
 
 def predictions(server: ServiceProcess) -> dict[str, float]:
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    return {m[0]: float(m[1]) for m in re.findall(r'^lstm_predictions_total\{label="(\w+)",model="sentiment-bilstm"\} (\S+)$', text, re.M)}
+    return {label: server.metric("lstm_predictions_total", label=label, model="sentiment-bilstm") for label in ("negative", "positive")}
 
 
 @pytest.mark.parametrize("generator", ["wrk", "loadgen"])
@@ -42,9 +38,7 @@ def test_generators_send_every_body_in_turn(server: ServiceProcess, generator: s
     assert m.ok >= 4 and m.errors == 0
     assert 0 < m.p50_ms <= m.p99_ms
     assert m.generator_cpu_s >= 0 and abs(m.rps - m.ok / m.seconds) < 1e-9
-    negative = after.get("negative", 0) - before.get("negative", 0)
-    positive = after.get("positive", 0) - before.get("positive", 0)
-    assert negative >= 1 and positive >= 1  # each body was sent at least once
+    assert after["negative"] - before["negative"] >= 1 and after["positive"] - before["positive"] >= 1  # each body was sent at least once
 
 
 def test_scenarios_send_valid_requests() -> None:
@@ -154,12 +148,12 @@ def test_parse_two_concurrent_wrk_reports() -> None:
     """Two wrk processes' reports, read one each: the sentiment load and the translation load beside it."""
     sentiment = WRK_STDOUT.format(port=1, path="sentiment", c=8, avg="5.00ms", requests=5205, status=3, socket=2, p50=4100, p99=21500)
     translation = WRK_STDOUT.format(port=1, path="translate", c=8, avg="800.00ms", requests=101, status=0, socket=0, p50=790000, p99=1302000)
-    s, t = (mixed.parse(out, "", 0, 8, cpu) for out, cpu in ((sentiment, 0.5), (translation, 0.02)))
+    s, t = (wrk.parse(out, "", 0, 8, cpu) for out, cpu in ((sentiment, 0.5), (translation, 0.02)))
     assert (s.generator, s.concurrency, s.ok, s.errors, s.p50_ms, s.p99_ms) == ("wrk", 8, 5202, 5, 4.1, 21.5)
     assert abs(s.seconds - 10.01) < 1e-9 and abs(s.rps - 5202 / 10.01) < 1e-9 and abs(s.generator_cores - 0.5 / 10.01) < 1e-9
     assert (t.ok, t.errors, t.p50_ms, t.p99_ms) == (101, 0, 790.0, 1302.0)
     with pytest.raises(RuntimeError, match="wrk failed"):
-        mixed.parse("unable to connect to 127.0.0.1:1 Connection refused", "", 1, 8, 0.0)
+        wrk.parse("unable to connect to 127.0.0.1:1 Connection refused", "", 1, 8, 0.0)
 
 
 def test_together_starts_every_generator_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ import yaml
 
 from tests.conftest import OUT, Server, start_server
 from tools import dashboard_snapshot
-from tools.monitoring import DASHBOARD, JOB, RULES, PrometheusProcess, concrete, dashboard_panels, drive
+from tools.monitoring import DASHBOARD, JOB, RULES, PrometheusProcess, burst, concrete, dashboard_panels, drive
 
 RATE_WINDOW = "30s"  # $__rate_interval: a few 1 s scrapes
 MAX_IN_FLIGHT = 8  # small, so that the burst below is partly refused (429, reason overloaded)
@@ -34,30 +31,6 @@ ADAPTER = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "custom-metri
 class Stack:
     def __init__(self, service: Server, prom: PrometheusProcess, start: float, end: float) -> None:
         self.service, self.prom, self.start, self.end = service, prom, start, end
-
-
-def burst(url: str, n: int) -> list[int]:
-    """``n`` sentiment requests at once (released together by a barrier); their statuses."""
-    statuses: list[int] = []
-    body = json.dumps({"texts": ["a fine film ."] * 32}).encode()
-    start = threading.Barrier(n)
-
-    def post() -> None:
-        request = urllib.request.Request(f"{url}/sentiment", data=body, headers={"content-type": "application/json"}, method="POST")
-        start.wait()
-        try:
-            with urllib.request.urlopen(request, timeout=60) as r:
-                statuses.append(r.status)
-        except urllib.error.HTTPError as e:
-            statuses.append(e.code)
-            e.close()
-
-    threads = [threading.Thread(target=post) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return statuses
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +43,7 @@ def stack() -> Iterator[Stack]:
         start = time.time()
         results = drive(service.host, service.port, seconds=6.0, concurrency=2)  # 6 connections <= MAX_IN_FLIGHT
         assert all(r.ok > 0 for r in results.values()), {k: r.statuses for k, r in results.items()}
-        statuses = burst(service.url, 40)
+        statuses = burst(service.url, 40, ["a fine film ."] * 32)
         assert 429 in statuses and 200 in statuses, statuses
         time.sleep(3)  # two more scrapes and rule evaluations after the last request
         yield Stack(service, prom, start, time.time())
@@ -113,7 +86,7 @@ def test_dashboard_figures_match_the_traffic(stack: Stack) -> None:
     info = prom.query(f'lstm_model_info{{job="{JOB}"}}')
     assert {(s["metric"]["model"], s["metric"]["device"], s["metric"]["version"]) for s in info} == {
         ("sentiment-bilstm", "cpu", "1.0.0"),
-        ("translator-lstm", "cpu", "1.1.0"),
+        ("translator-lstm", "cpu", "1.2.0"),
     }
     reasons = {s["metric"]["reason"] for s in prom.query(f'sum by (reason) (lstm_rejected_requests_total{{job="{JOB}"}}) > 0')}
     assert {"invalid_request", "body_too_large", "overloaded"} <= reasons

@@ -23,8 +23,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from loadtests.loadgen import closed_loop, encode
+from loadtests.proctree import tree_usage
 from loadtests.slo import load_slo
-from loadtests.soak import closed_loop, encode, tree_rss
 from loadtests.texts import REVIEWS
 
 from .conftest import BUSY_SENTIMENT, Server, busy, gibberish, metric, start_server
@@ -167,18 +168,18 @@ def test_a_full_service_refuses_at_once_and_slow_bodies_meet_the_deadline(small:
 
 def test_a_burst_of_ten_times_capacity_is_refused_early_and_the_service_recovers(small: Server) -> None:
     """10x MAX_IN_FLIGHT well-behaved clients (they wait Retry-After after a 429) against a service admitting 16 at a time."""
-    requests = [encode(small.host, small.port, "/sentiment", {"texts": [text]}) for text in REVIEWS[:16]]
+    requests = [encode(f"{small.url}/sentiment", {"texts": [text]}) for text in REVIEWS[:16]]
     for _ in range(20):  # warm: the first calls of a TorchScript program run its profiling executor
         assert post(small, "/sentiment", {"texts": ["ok"]}).status_code == 200
     at_capacity = asyncio.run(closed_loop(small.url, requests, concurrency=MAX_IN_FLIGHT, duration=3, timeout=DEADLINE_S + 5, backoff=True))
     assert set(at_capacity.statuses) == {200}, at_capacity.summary()
     before_p95 = sequential_p95(small)
-    rss_before = tree_rss(small.proc.pid)
+    rss_before = tree_usage(small.proc.pid).rss_bytes
     overloaded = metric(small, "lstm_rejected_requests_total", endpoint="/sentiment", reason="overloaded")
 
     burst = asyncio.run(closed_loop(small.url, requests, concurrency=10 * MAX_IN_FLIGHT, duration=BURST_SECONDS, timeout=DEADLINE_S + 5, backoff=True))
 
-    rss_after = tree_rss(small.proc.pid)
+    rss_after = tree_usage(small.proc.pid).rss_bytes
     summary = burst.summary()
     print(f"\nat capacity: {at_capacity.summary()}\nburst: {summary}\nRSS {rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB")
     assert small.proc.poll() is None, "the server died"

@@ -12,21 +12,15 @@ Rate windows are shortened to fit a two-minute run.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import re
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests.loadgen import encode_post, run
 from loadtests.server import ROOT, ServiceProcess
-from tools.monitoring import BAD_REQUESTS, TRANSLATE_BEAM, TRANSLATE_GREEDY, PrometheusProcess, concrete, dashboard_panels
+from tools.monitoring import TRANSLATE_BEAM, TRANSLATE_GREEDY, PrometheusProcess, burst, concrete, dashboard_panels, send_bad_requests, traffic
 
 OUT = ROOT / "docs" / "dashboard.png"
 KEY_PANELS = [
@@ -125,33 +119,6 @@ def render(prom: PrometheusProcess, start: float, end: float, out: Path, step: f
     return drawn
 
 
-def _loop(host: str, port: int, bodies: dict[str, tuple[str, object]], concurrency: int, seconds: float) -> None:
-    async def all_at_once() -> None:
-        await asyncio.gather(*(run(host, port, encode_post(host, port, path, body), concurrency, seconds) for path, body in bodies.values()))
-
-    asyncio.run(all_at_once())
-
-
-def _post(url: str, body: bytes, ctype: str = "application/json") -> None:
-    request = urllib.request.Request(url, data=body, headers={"content-type": ctype}, method="POST")
-    try:
-        urllib.request.urlopen(request, timeout=30).close()
-    except urllib.error.HTTPError as e:
-        e.close()
-    except OSError:
-        pass
-
-
-def burst(url: str, n: int) -> None:
-    """``n`` sentiment requests at once: more than the admission limit lets in (429s)."""
-    body = json.dumps({"texts": NEGATIVE + POSITIVE}).encode()
-    threads = [threading.Thread(target=_post, args=(f"{url}/sentiment", body)) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-
 def phases(host: str, port: int, seconds: float) -> None:
     """Light load; heavy load with the sentiment inputs turning negative; bursts over the admission limit and bad requests."""
     url = f"http://{host}:{port}"
@@ -162,14 +129,13 @@ def phases(host: str, port: int, seconds: float) -> None:
         "t": ("/translate", TRANSLATE_GREEDY),
         "t4": ("/translate", TRANSLATE_BEAM),
     }
-    _loop(host, port, light, 1, seconds * 0.3)
-    _loop(host, port, heavy, 3, seconds * 0.45)
+    traffic(url, light, 1, seconds * 0.3)
+    traffic(url, heavy, 3, seconds * 0.45)
     stop = time.monotonic() + seconds * 0.25
     while time.monotonic() < stop:
-        burst(url, 48)
-        for path, body, ctype in BAD_REQUESTS:
-            _post(url + path, body, ctype)
-        _loop(host, port, light, 1, 2.0)
+        burst(url, 48, NEGATIVE + POSITIVE)  # more than the admission limit lets in (429s)
+        send_bad_requests(url)
+        traffic(url, light, 1, 2.0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,8 @@
   local service and the intervals shortened so that a test sees data within seconds.
 - ``dashboard_panels`` / ``concrete``: the PromQL of every panel of the shipped Grafana
   dashboard, with Grafana's variables replaced by what Grafana would send.
-- ``drive``: traffic on both endpoints, good and bad requests, from ``loadtests.loadgen``.
+- ``traffic``, ``post``, ``burst``, ``drive``: load on both endpoints (the client of ``loadtests.loadgen``), single
+  requests, bursts over the admission limit and bad requests.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from loadtests.loadgen import Result, encode_post, run
+from loadtests.loadgen import Tally, closed_loop, encode
 from loadtests.server import ROOT, ServerProcess
 
 DEPLOY = ROOT / "deploy"
@@ -136,20 +139,55 @@ def concrete(expr: str, variables: dict[str, str], rate_interval: str) -> str:
     return expr
 
 
-def drive(host: str, port: int, seconds: float, concurrency: int = 4) -> dict[str, Result]:
-    """Good requests on both endpoints from ``concurrency`` connections each, for ``seconds``; then every bad request once."""
-    plan = {"sentiment": ("/sentiment", SENTIMENT), "translate greedy": ("/translate", TRANSLATE_GREEDY), "translate beam 4": ("/translate", TRANSLATE_BEAM)}
+def traffic(url: str, plan: Mapping[str, tuple[str, object]], concurrency: int, seconds: float) -> dict[str, Tally]:
+    """Every ``name: (path, body)`` of ``plan`` from ``concurrency`` connections of its own, all at once, for ``seconds``."""
 
-    async def all_at_once() -> list[Result]:
-        return await asyncio.gather(*(run(host, port, encode_post(host, port, p, b), concurrency, seconds) for p, b in plan.values()))
+    async def all_at_once() -> list[Tally]:
+        return await asyncio.gather(*(closed_loop(url, [encode(url + path, body)], concurrency, seconds) for path, body in plan.values()))
 
-    results = dict(zip(plan, asyncio.run(all_at_once()), strict=True))
+    return dict(zip(plan, asyncio.run(all_at_once()), strict=True))
+
+
+def post(url: str, body: bytes, ctype: str = "application/json") -> int | None:
+    """One POST; its status, or None when the connection failed (the server may close it on an oversized body)."""
+    request = urllib.request.Request(url, data=body, headers={"content-type": ctype}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        e.close()
+        return e.code
+    except OSError:
+        return None
+
+
+def burst(url: str, n: int, texts: list[str]) -> list[int | None]:
+    """``n`` sentiment requests of ``texts`` at once (released together by a barrier); their statuses."""
+    body = json.dumps({"texts": texts}).encode()
+    statuses: list[int | None] = []
+    start = threading.Barrier(n)
+
+    def one() -> None:
+        start.wait()
+        statuses.append(post(f"{url}/sentiment", body))
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return statuses
+
+
+def send_bad_requests(url: str) -> None:
     for path, body, ctype in BAD_REQUESTS:
-        request = urllib.request.Request(f"http://{host}:{port}{path}", data=body, headers={"content-type": ctype}, method="POST")
-        try:
-            urllib.request.urlopen(request, timeout=30).close()
-        except urllib.error.HTTPError as e:
-            e.close()
-        except OSError:  # the server may close the connection on an oversized body before reading all of it
-            pass
+        post(url + path, body, ctype)
+
+
+def drive(host: str, port: int, seconds: float, concurrency: int = 4) -> dict[str, Tally]:
+    """Good requests on both endpoints from ``concurrency`` connections each, for ``seconds``; then every bad request once."""
+    url = f"http://{host}:{port}"
+    plan = {"sentiment": ("/sentiment", SENTIMENT), "translate greedy": ("/translate", TRANSLATE_GREEDY), "translate beam 4": ("/translate", TRANSLATE_BEAM)}
+    results = traffic(url, plan, concurrency, seconds)
+    send_bad_requests(url)
     return results

@@ -1,6 +1,6 @@
 """Would int8 dynamic quantization pay? Quality and model time of the shipped models, fp32 against int8, in one process.
 
-    python -m loadtests.int8_check --data-dir ../shared/data [--sentences 300] [--threads 1]
+    python -m experiments.int8_check --data-dir ../shared/data [--sentences 300] [--threads 1]
 
 Rebuilds each eager model from its TorchScript artifact's weights, applies
 ``torch.ao.quantization.quantize_dynamic`` (int8 weights for ``nn.LSTM`` and

@@ -1,7 +1,7 @@
 """The translator's slowest valid input: how long one request of random letters takes (for sizing MAX_TRANSLATE_WORK).
 
-    python -m loadtests.worst_case                                  # the shapes below, one thread
-    python -m loadtests.worst_case --shape 16x2000x1 --threads 2    # texts x characters x beam
+    python -m experiments.worst_case                                  # the shapes below, one thread
+    python -m experiments.worst_case --shape 16x2000x1 --threads 2    # texts x characters x beam
 
 Random letters are not language, so the decoder never chooses ``</s>`` early
 and runs to its length cap: the worst case a client can send within the

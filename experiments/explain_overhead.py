@@ -1,6 +1,6 @@
 """Do requests without ``explain``/``alignment`` pay for them? The code before the flags against this tree, in one run.
 
-    python -m loadtests.explain_overhead [--baseline 002eb9b] [--rounds 5] [--out docs/explain_overhead.md]
+    python -m experiments.explain_overhead [--baseline 002eb9b] [--rounds 5] [--out docs/explain_overhead.md]
 
 Starts two services side by side (``TORCH_THREADS=1`` each, one worker): the
 source tree of ``--baseline`` (default: the last commit before explanations),
@@ -210,7 +210,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="also write the tables (Markdown) here")
     args = ap.parse_args()
 
-    logs = ROOT / "loadtests" / "results"
+    logs = ROOT / "test-artifacts"
     with tempfile.TemporaryDirectory(prefix="baseline-") as tmp:
         tree = extract(args.baseline, Path(tmp))
         base = ServiceProcess(logs / "explain-overhead-baseline.log", root=tree, TORCH_THREADS="1")
