@@ -93,6 +93,12 @@ class JobQueue(Generic[R]):
         self._jobs: deque[Job[R]] = deque()
         self._ready = threading.Condition()
 
+    async def submit(self, request: R, call: Call) -> list[Any]:
+        """Queue ``request`` and wait for its results, one per text, in order (answered by the model's thread)."""
+        job = Job(request, call, asyncio.get_running_loop().create_future())
+        self.put(job)
+        return await job.future
+
     def put(self, job: Job[R]) -> None:
         with self._ready:
             self._jobs.append(job)

@@ -10,7 +10,6 @@ sleeps until a request arrives.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -20,7 +19,7 @@ import torch
 
 from service.http_guard import Call
 from service.inference import SentimentClassifier
-from service.jobs import Job, JobQueue
+from service.jobs import JobQueue
 from service.metrics import Metrics
 from service.schemas import SentimentRequest
 from service.streams import on_own_stream
@@ -40,9 +39,7 @@ class SentimentBatcher:
 
     async def submit(self, request: SentimentRequest, call: Call) -> list[dict[str, Any]]:
         """The request's results, in order, once its texts have been through the model."""
-        job = Job(request, call, asyncio.get_running_loop().create_future())
-        self.queue.put(job)
-        return await job.future
+        return await self.queue.submit(request, call)
 
     def _run(self) -> None:
         with on_own_stream(self.model.device), torch.inference_mode():

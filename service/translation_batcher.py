@@ -22,7 +22,6 @@ call keep the Python overhead small) and one step when a request waits to join.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -70,9 +69,7 @@ class TranslationBatcher:
 
     async def submit(self, request: TranslateRequest, call: Call) -> list[dict[str, Any]]:
         """The request's results, in order, once all its texts have been decoded."""
-        job = Job(request, call, asyncio.get_running_loop().create_future())
-        self.queue.put(job)
-        return await job.future
+        return await self.queue.submit(request, call)
 
     def _run(self) -> None:
         if self.nice:
