@@ -13,8 +13,8 @@
 | MAX_TEXTS | 64 | texts per request |
 | MAX_TEXT_CHARS | 2000 | characters per text |
 | MAX_BODY_BYTES | 1048576 | request body size (413 above) |
-| BATCHING | on | `off` runs each request alone (no adaptive batching; for benchmarks and debugging) |
-| MAX_BATCH_SIZE | 128 | texts per model batch (adaptive batching ceiling) |
+| BATCHING | on | `off` runs each request alone (one request per model call or decode; for benchmarks and debugging) |
+| MAX_BATCH_SIZE | 128 | texts per sentiment batch; texts decoded at once by the translator |
 | MAX_LATENCY_MS | 2000 | batching latency budget; queued work older than this is shed (503) |
 | REUSEPORT | on | `on`: each worker accepts on its own SO_REUSEPORT socket, the kernel spreads connections (`service/listener.py`) |
 | TRANSLATION_NICE | 0 | added to the niceness of each worker's translation thread; > 0 lets HTTP work and the sentiment model go first |

@@ -16,7 +16,7 @@ so nothing here imports it at module level.
 | lstm_input_tokens | histogram | model | tokens per input text (counted once per text that reaches the model) |
 | lstm_output_tokens | histogram | model | tokens per translation (with </s>) |
 | lstm_predictions_total | counter | model, label | sentiment predictions by label |
-| lstm_rejected_requests_total | counter | endpoint, reason | requests refused: invalid_request, body_too_large, overloaded, shed, timeout, disconnected |
+| lstm_rejected_requests_total | counter | endpoint, reason | refused: invalid_request, body_too_large, overloaded, shed, timeout, disconnected, unauthorized |
 
 Read at scrape time and appended to ``GET /metrics`` (``resource_metrics_text``; in BentoML's
 multi-process mode ``prometheus_client`` exports no ``process_*`` metrics of its own):

@@ -26,7 +26,7 @@ Text = Annotated[str, StringConstraints(max_length=settings.max_text_chars), Fie
 
 
 class TextsRequest(BaseModel):
-    """A request carrying ``texts``; adaptive batching merges the texts of many requests."""
+    """A request carrying ``texts``; each model's thread batches the texts of many requests."""
 
     model_config = ConfigDict(extra="forbid")
 
