@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from service.metrics import get_metrics
@@ -66,7 +66,7 @@ def call_of(scope: Mapping[str, Any]) -> Call:
 CALL_KEY = "lstm.call"  # where the guard leaves the request's Call in the ASGI scope, for the API method to pass to its batcher
 
 
-def _json_response(status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> tuple[Message, Message]:  # type: ignore[assignment]
+def _json_response(status: int, body: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()) -> tuple[Message, Message]:
     raw = json.dumps(body).encode()
     start = {
         "type": "http.response.start",
@@ -130,7 +130,7 @@ class HTTPGuard:
         endpoint = scope["path"]
         metrics = get_metrics()
 
-        async def refuse(status: int, reason: str, message: str, headers: list[tuple[bytes, bytes]] = (), **extra: Any) -> None:  # type: ignore[assignment]
+        async def refuse(status: int, reason: str, message: str, headers: Sequence[tuple[bytes, bytes]] = (), **extra: Any) -> None:
             metrics.rejected.labels(endpoint, reason).inc()
             headers = [*headers, (b"retry-after", self.retry_after)] if status in (429, 503) else list(headers)
             for m in _json_response(status, {"error": message, **extra}, headers):

@@ -79,6 +79,7 @@ def resource_metrics_text(cuda_devices: list[str]) -> str:
     import psutil
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.registry import Collector
 
     worker = psutil.Process()
     root = worker.parent()
@@ -109,12 +110,12 @@ def resource_metrics_text(cuda_devices: list[str]) -> str:
             total.add_metric([device], size)
         families += [used, total]
 
-    class Collector:
+    class ReadNow(Collector):
         def collect(self) -> list[Any]:
             return families
 
     registry = CollectorRegistry()
-    registry.register(Collector())  # type: ignore[arg-type]
+    registry.register(ReadNow())
     return generate_latest(registry).decode()
 
 

@@ -25,6 +25,12 @@ NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"  # matc
 Text = Annotated[str, StringConstraints(max_length=settings.max_text_chars), Field(json_schema_extra={"minLength": 1, "pattern": NOT_BLANK})]
 
 
+def within_budget(used: int, limit: int, message: str) -> None:
+    """A request's work over a per-request budget is refused (400) with ``message``, which names the fields and the limit."""
+    if used > limit:
+        raise ValueError(message)
+
+
 class TextsRequest(BaseModel):
     """A request carrying ``texts``; each model's thread batches the texts of many requests."""
 
@@ -59,13 +65,13 @@ class SentimentRequest(TextsRequest):
 
     @model_validator(mode="after")
     def _explain_budget(self) -> SentimentRequest:
-        if self.explain:
-            tokens = sum(len(tokenize(t)) for t in self.texts)
-            if tokens > settings.max_explain_tokens:
-                raise ValueError(
-                    f"explain: the texts hold {tokens} tokens; explanations are limited to {settings.max_explain_tokens} tokens per request "
-                    "(send fewer or shorter texts, or leave explain off)"
-                )
+        tokens = sum(len(tokenize(t)) for t in self.texts) if self.explain else 0
+        within_budget(
+            tokens,
+            settings.max_explain_tokens,
+            f"explain: the texts hold {tokens} tokens; explanations are limited to {settings.max_explain_tokens} tokens per request "
+            "(send fewer or shorter texts, or leave explain off)",
+        )
         return self
 
 
@@ -135,11 +141,12 @@ class TranslateRequest(TextsRequest):
     @model_validator(mode="after")
     def _work_budget(self) -> TranslateRequest:
         chars = sum(len(t) for t in self.texts)
-        if chars * self.beam_size > settings.max_translate_work:
-            raise ValueError(
-                f"texts, beam_size: {chars} characters x beam {self.beam_size} = {chars * self.beam_size}; the limit is {settings.max_translate_work} "
-                "characters x beam per request (send fewer or shorter texts, or a smaller beam)"
-            )
+        within_budget(
+            chars * self.beam_size,
+            settings.max_translate_work,
+            f"texts, beam_size: {chars} characters x beam {self.beam_size} = {chars * self.beam_size}; the limit is {settings.max_translate_work} "
+            "characters x beam per request (send fewer or shorter texts, or a smaller beam)",
+        )
         return self
 
 
