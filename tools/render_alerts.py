@@ -3,7 +3,7 @@
     python -m tools.render_alerts          # rewrite the rules after changing deploy/slo.yml
     python -m tools.render_alerts --check  # exit 1 when the committed rules are out of date
 
-The same rules, wrapped in a ``PrometheusRule``, go to deploy/k8s/prometheusrule.yaml for
+The same rules, wrapped in a ``PrometheusRule``, go to deploy/k8s/monitoring/prometheusrule.yaml for
 clusters that run the Prometheus Operator. Every number in them comes from deploy/slo.yml.
 """
 
@@ -130,7 +130,8 @@ def rules(slo: dict[str, Any]) -> dict[str, Any]:
             "annotations": {
                 "summary": "{{ $labels.model }} requests queue too long before their batch runs",
                 "description": "p95 time waiting for a {{ $labels.model }} batch is {{ $value | humanizeDuration }} "
-                f"(limit {slo['saturation_batch_wait_p95_seconds']} s; BentoML sheds at MAX_LATENCY_MS): the model is busy all the time.",
+                f"(limit {slo['saturation_batch_wait_p95_seconds']} s; a request that has waited MAX_LATENCY_MS in the queue is shed with a 503): "
+                "the model is busy all the time.",
             },
         },
         {
