@@ -32,7 +32,7 @@ CATEGORIES: list[tuple[str, str]] = [
     ("OpenTelemetry tracing middleware", r"opentelemetry"),
     ("metrics (Prometheus client: BentoML's middleware and ours)", r"prometheus_client|instruments\.py|service/metrics\.py"),
     ("HTTPGuard middleware (`service/http_guard.py`)", r"http_guard\.py"),
-    ("BentoML's batching dispatcher", r"dispatcher\.py"),
+    ("model queues and batching threads (`service/jobs.py`, `service/*_batcher.py`)", r"service/(jobs|sentiment_batcher|translation_batcher)\.py"),
     ("tokenization", r"tokenizer\.py|sentencepiece"),
     ("model call and result building (`service/inference.py`, torch)", r"inference\.py|translate\.py|torch/"),
     ("request parsing and validation, response serialization (pydantic, json)", r"serde\.py|pydantic|json/"),
