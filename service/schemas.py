@@ -7,6 +7,7 @@ Unknown fields are rejected (400) rather than ignored, so a misspelt option
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StringConstraints, field_validator, model_validator
@@ -25,10 +26,23 @@ NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"  # matc
 Text = Annotated[str, StringConstraints(max_length=settings.max_text_chars), Field(json_schema_extra={"minLength": 1, "pattern": NOT_BLANK})]
 
 
-def within_budget(used: int, limit: int, message: str) -> None:
-    """A request's work over a per-request budget is refused (400) with ``message``, which names the fields and the limit."""
-    if used > limit:
-        raise ValueError(message)
+@dataclass(frozen=True)
+class Budget:
+    """A per-request limit on a request's work: over it the request is refused (400) with a message that names the fields."""
+
+    fields: str  # the request fields the work comes from
+    limit: int
+    unit: str
+    instead: str  # what else the client can do, besides sending fewer or shorter texts
+
+    def check(self, used: int, usage: str) -> None:
+        """Refuse ``used`` (counted as ``usage`` says) when it is over the limit."""
+        if used > self.limit:
+            raise ValueError(f"{self.fields}: {usage}; the limit is {self.limit} {self.unit} per request (send fewer or shorter texts, or {self.instead})")
+
+
+EXPLAIN_BUDGET = Budget("explain", settings.max_explain_tokens, "tokens", "leave explain off")
+TRANSLATE_BUDGET = Budget("texts, beam_size", settings.max_translate_work, "characters x beam", "a smaller beam")
 
 
 class TextsRequest(BaseModel):
@@ -66,12 +80,7 @@ class SentimentRequest(TextsRequest):
     @model_validator(mode="after")
     def _explain_budget(self) -> SentimentRequest:
         tokens = sum(len(tokenize(t)) for t in self.texts) if self.explain else 0
-        within_budget(
-            tokens,
-            settings.max_explain_tokens,
-            f"explain: the texts hold {tokens} tokens; explanations are limited to {settings.max_explain_tokens} tokens per request "
-            "(send fewer or shorter texts, or leave explain off)",
-        )
+        EXPLAIN_BUDGET.check(tokens, f"the texts hold {tokens} tokens")
         return self
 
 
@@ -141,12 +150,8 @@ class TranslateRequest(TextsRequest):
     @model_validator(mode="after")
     def _work_budget(self) -> TranslateRequest:
         chars = sum(len(t) for t in self.texts)
-        within_budget(
-            chars * self.beam_size,
-            settings.max_translate_work,
-            f"texts, beam_size: {chars} characters x beam {self.beam_size} = {chars * self.beam_size}; the limit is {settings.max_translate_work} "
-            "characters x beam per request (send fewer or shorter texts, or a smaller beam)",
-        )
+        work = chars * self.beam_size
+        TRANSLATE_BUDGET.check(work, f"{chars} characters x beam {self.beam_size} = {work}")
         return self
 
 

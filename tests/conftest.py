@@ -7,7 +7,7 @@ import random
 import string
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -74,6 +74,42 @@ def busy(server: ServiceProcess, path: str, body: dict[str, object], model: str)
         yield t
     finally:
         t.join()
+
+
+CAPTIONS = [
+    "A man in a blue shirt is riding a bike down the street while a woman with a red umbrella watches him.",
+    "Two young children are playing with a brown dog in the snow next to a wooden fence.",
+    "A group of people are standing in front of a large building waiting for the bus to arrive.",
+    "A woman in a black dress is singing on a stage while a man plays the guitar behind her.",
+]
+SLOW_TRANSLATION = {"texts": CAPTIONS * 2, "target": "de", "beam_size": 8}  # seconds of model time for a few together
+Answers = list[httpx.Response | Exception]
+
+
+def translations_in_flight(url: str, n: int, in_progress: Callable[[], float], timeout: float) -> tuple[list[threading.Thread], Answers]:
+    """Sends ``n`` ``SLOW_TRANSLATION`` requests to ``url``'s /translate, each from a thread of its own, and returns once
+    ``in_progress()`` counts them all (or after 30 s): the threads, and the list their answers (or errors) go to."""
+    answers: Answers = []
+
+    def one() -> None:
+        try:
+            answers.append(httpx.post(f"{url}/translate", json=SLOW_TRANSLATION, timeout=timeout))
+        except Exception as e:  # kept for the caller's assertion
+            answers.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while in_progress() < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return threads, answers
+
+
+def assert_all_translated(answers: Answers, n: int) -> None:
+    """``n`` answers, each a 200 with a translation for every text of ``SLOW_TRANSLATION``."""
+    assert [a.status_code if isinstance(a, httpx.Response) else repr(a) for a in answers] == [200] * n
+    assert all(len(a.json()) == len(SLOW_TRANSLATION["texts"]) for a in answers if isinstance(a, httpx.Response))
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -34,17 +33,13 @@ import yaml
 from loadtests.server import ROOT, free_port
 from tools import render_alerts
 
+from .conftest import assert_all_translated, translations_in_flight
+
 pytestmark = pytest.mark.timeout(1800)  # a cold first run builds two base images and the service image
 
 OUT = ROOT / "test-artifacts"
 PROMETHEUS_DEFAULT = "docker.io/prom/prometheus:v2.53.3"
 GRACE_S = 30  # docker-compose.yml's stop_grace_period
-CAPTIONS = [
-    "A man in a blue shirt is riding a bike down the street while a woman with a red umbrella watches him.",
-    "Two young children are playing with a brown dog in the snow next to a wooden fence.",
-    "A group of people are standing in front of a large building waiting for the bus to arrive.",
-    "A woman in a black dress is singing on a stage while a man plays the guitar behind her.",
-]
 IN_FLIGHT = 3
 
 
@@ -262,22 +257,7 @@ def in_progress(stack: Stack) -> float:
 
 
 def test_stop_drains_in_flight_requests_and_exits_0(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
-    texts = CAPTIONS * 2
-    body = {"texts": texts, "target": "de", "beam_size": 8}
-    answers: list[httpx.Response | Exception] = []
-
-    def one() -> None:
-        try:
-            answers.append(httpx.post(f"{stack.service_url}/translate", json=body, timeout=90))
-        except Exception as e:  # kept for the assertion
-            answers.append(e)
-
-    threads = [threading.Thread(target=one) for _ in range(IN_FLIGHT)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    while in_progress(stack) < IN_FLIGHT and time.monotonic() < deadline:
-        time.sleep(0.05)
+    threads, answers = translations_in_flight(stack.service_url, IN_FLIGHT, lambda: in_progress(stack), 90)
     assert in_progress(stack) == IN_FLIGHT and not answers, "the requests finished before stop: make them slower"
 
     start = time.monotonic()
@@ -286,8 +266,7 @@ def test_stop_drains_in_flight_requests_and_exits_0(stack: Stack, capsys: pytest
     for t in threads:
         t.join(60)
     stack.report["stop_s"] = round(took, 1)
-    assert [a.status_code if isinstance(a, httpx.Response) else repr(a) for a in answers] == [200] * IN_FLIGHT
-    assert all(len(a.json()) == len(texts) for a in answers if isinstance(a, httpx.Response))
+    assert_all_translated(answers, IN_FLIGHT)
     assert stack.inspect("lstm-service", "{{.State.ExitCode}}") == "0", stack.logs("lstm-service")
     assert took < GRACE_S  # drained, not killed at the end of the grace period
     log = stack.logs("lstm-service")

@@ -115,7 +115,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("/sentiment", {"texts": ["ok"], "explain": 1}, "explain: Input should be a valid boolean"),
     ("/sentiment", {"texts": ["ok"], "explain": None}, "explain: Input should be a valid boolean"),
     ("/sentiment", {"texts": ["ok"], "alignment": True}, "alignment: Extra inputs are not permitted"),
-    ("/sentiment", {"texts": ["good " * (N + 1)], "explain": True}, f"explain: the texts hold {N + 1} tokens; explanations are limited to {N} tokens"),
+    ("/sentiment", {"texts": ["good " * (N + 1)], "explain": True}, f"explain: the texts hold {N + 1} tokens; the limit is {N} tokens per request"),
     ("/sentiment", {"texts": ["good " * (N // 2 + 1)] * 2, "explain": True}, f"explain: the texts hold {2 * (N // 2 + 1)} tokens"),
     ("/translate", {"texts": ["A dog."], "target": "de", "alignment": "true"}, "alignment: Input should be a valid boolean"),
     ("/translate", {"texts": ["A dog."], "target": "de", "explain": True}, "explain: Extra inputs are not permitted"),

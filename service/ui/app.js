@@ -60,6 +60,24 @@ async function busy(button, work) {
   }
 }
 
+// A playground form's submit: POST `body` to `path` while the form's button is busy, then `show` the one result
+// in the form's result panel, or the error under the form. The elements are `${form}-run`, `-result`, `-error`.
+async function submitForm(event, form, path, body, show) {
+  event.preventDefault();
+  const result = $(`${form}-result`);
+  await busy($(`${form}-run`), async () => {
+    try {
+      const [r] = await postJSON(path, body);
+      showError(`${form}-error`, null);
+      show(r);
+      result.hidden = false;
+      result.dataset.state = "done";
+    } catch (err) {
+      showError(`${form}-error`, err);
+    }
+  });
+}
+
 const fmt = (v, d = 3) => (v >= 0 ? "+" : "") + v.toFixed(d);
 
 // ---------------------------------------------------------------- sentiment
@@ -149,27 +167,16 @@ function renderSentimentTable(expl) {
   });
 }
 
-async function runSentiment(event) {
-  event.preventDefault();
-  const text = $("sentiment-text").value;
-  const result = $("sentiment-result");
-  await busy($("sentiment-run"), async () => {
-    try {
-      const [r] = await postJSON("../sentiment", { texts: [text], explain: true });
-      showError("sentiment-error", null);
-      const expl = r.explanation;
-      const pos = towardsPositive(expl);
-      $("sentiment-label").textContent = r.label;
-      $("sentiment-label").className = `badge ${r.label}`;
-      $("sentiment-confidence").textContent = `confidence ${(100 * r.confidence).toFixed(1)}%`;
-      renderTokens(expl, pos);
-      renderTrajectory(expl.tokens, pos.trajectory);
-      renderSentimentTable(expl);
-      result.hidden = false;
-      result.dataset.state = "done";
-    } catch (err) {
-      showError("sentiment-error", err);
-    }
+function runSentiment(event) {
+  return submitForm(event, "sentiment", "../sentiment", { texts: [$("sentiment-text").value], explain: true }, (r) => {
+    const expl = r.explanation;
+    const pos = towardsPositive(expl);
+    $("sentiment-label").textContent = r.label;
+    $("sentiment-label").className = `badge ${r.label}`;
+    $("sentiment-confidence").textContent = `confidence ${(100 * r.confidence).toFixed(1)}%`;
+    renderTokens(expl, pos);
+    renderTrajectory(expl.tokens, pos.trajectory);
+    renderSentimentTable(expl);
   });
 }
 
@@ -209,23 +216,13 @@ function renderHeatmap(al) {
   $("heatmap").replaceChildren(svg);
 }
 
-async function runTranslate(event) {
-  event.preventDefault();
+function runTranslate(event) {
   const target = $("target").value;
-  const result = $("translate-result");
-  await busy($("translate-run"), async () => {
-    try {
-      const body = { texts: [$("translate-text").value], source: "en", target, beam_size: Number($("beam").value), alignment: true };
-      const [r] = await postJSON("../translate", body);
-      showError("translate-error", null);
-      $("translation").textContent = r.translation;
-      $("translation").lang = target;
-      renderHeatmap(r.alignment);
-      result.hidden = false;
-      result.dataset.state = "done";
-    } catch (err) {
-      showError("translate-error", err);
-    }
+  const body = { texts: [$("translate-text").value], source: "en", target, beam_size: Number($("beam").value), alignment: true };
+  return submitForm(event, "translate", "../translate", body, (r) => {
+    $("translation").textContent = r.translation;
+    $("translation").lang = target;
+    renderHeatmap(r.alignment);
   });
 }
 
