@@ -33,6 +33,8 @@ DEPLOY = ROOT / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 K8S = DEPLOY / "k8s"
+K8S_API_KEYS = DEPLOY / "k8s-api-keys"  # an overlay of deploy/k8s: beside it, since kustomize refuses an overlay inside its base
+COMPOSE_AUTH = DEPLOY / "compose.auth.yml"
 SLO = yaml.safe_load((DEPLOY / "slo.yml").read_text())
 VENV_BIN = Path(sys.executable).parent
 
@@ -312,7 +314,7 @@ def test_stop_grace_is_the_same_in_compose_and_kubernetes_and_covers_the_drain()
 def manifests() -> dict[Path, dict[str, Any]]:
     """Every Kubernetes object under deploy/k8s (kustomizations and Helm values aside)."""
     found = {}
-    for path in sorted(K8S.rglob("*.yaml")):
+    for path in sorted([*K8S.rglob("*.yaml"), *K8S_API_KEYS.rglob("*.yaml")]):
         data = yaml.safe_load(path.read_text())
         if data.get("kind") != "Kustomization" and "apiVersion" in data:
             found[path] = data
@@ -334,7 +336,7 @@ def test_kubernetes_objects_validate_strictly() -> None:
         else:
             kubernetes_validate.validate(obj, version, strict=True)
     assert sorted(kinds) == sorted(
-        ["Deployment", "Service", "HorizontalPodAutoscaler", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule"]
+        ["Deployment", "Service", "HorizontalPodAutoscaler", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule", "Secret"]
     )
 
 
@@ -347,19 +349,48 @@ def test_kubernetes_validate_rejects_a_broken_object() -> None:
         kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
 
 
-def test_kustomizations_list_every_manifest() -> None:
+def test_kustomizations_list_every_manifest_but_the_example_secret() -> None:
     listed: set[Path] = set()
-    for kustomization in K8S.rglob("kustomization.yaml"):
+    for kustomization in [*K8S.rglob("kustomization.yaml"), *K8S_API_KEYS.rglob("kustomization.yaml")]:
         data = yaml.safe_load(kustomization.read_text())
-        for entry in data.get("resources", []) + [p["path"] for p in data.get("patches", [])]:
+        for entry in data.get("resources", []) + [p["path"] for p in data.get("patches", []) if "path" in p]:
             path = (kustomization.parent / entry).resolve()
             assert path.exists(), f"{kustomization}: {entry}"
             listed.add(path)
-    assert set(manifests()) == {p for p in listed if p.is_file()}
+    # the example Secret holds a placeholder key: `kubectl apply -k` must never create it
+    example = K8S_API_KEYS / "secret.example.yaml"
+    assert example not in listed
+    assert set(manifests()) - {example} == {p for p in listed if p.is_file()}
 
 
 def by_kind(kind: str) -> list[dict[str, Any]]:
     return [m for m in manifests().values() if m["kind"] == kind]
+
+
+def json_patch(obj: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 6902 `add` operations (what the overlays use) applied to a copy of ``obj``."""
+    out: dict[str, Any] = json.loads(json.dumps(obj))
+    for op in ops:
+        assert op["op"] == "add", op
+        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        node: Any = out
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node.insert(len(node) if last == "-" else int(last), op["value"])
+        else:
+            node[last] = op["value"]
+    return out
+
+
+def overlay(kustomization: Path, base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with the inline patches of ``kustomization`` that target its kind and name."""
+    data = yaml.safe_load(kustomization.read_text())
+    patches = [p for p in data["patches"] if p["target"] == {"kind": base["kind"], "name": base["metadata"]["name"]}]
+    assert patches, f"{kustomization} patches no {base['kind']}"
+    for p in patches:
+        base = json_patch(base, yaml.safe_load(p["patch"]))
+    return base
 
 
 def test_kubernetes_objects_fit_together() -> None:
@@ -400,6 +431,143 @@ def test_custom_metric_autoscaler_asks_for_what_prometheus_adapter_serves() -> N
     assert custom_hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == rule["name"]["as"]
     assert re.match(rule["name"]["matches"], "bentoml_service_request_in_progress")
     assert rule["seriesQuery"].startswith("bentoml_service_request_in_progress{")
+
+
+# ---------------------------------------------------------------- API keys (deploy/k8s-api-keys, deploy/compose.auth.yml)
+
+
+def test_kubernetes_api_keys_are_off_in_the_base_and_the_overlay_mounts_the_secret_file_api_keys_file_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kubernetes_validate
+
+    base = yaml.safe_load((K8S / "deployment.yaml").read_text())
+    secret = yaml.safe_load((K8S_API_KEYS / "secret.example.yaml").read_text())
+    name = secret["metadata"]["name"]
+    assert name not in json.dumps(base), "deploy/k8s alone must not need the Secret"
+    assert not {"API_KEYS", "API_KEYS_FILE", "METRICS_TOKEN"} & {e["name"] for e in base["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    deployment = overlay(K8S_API_KEYS / "kustomization.yaml", base)
+    kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    (volume,) = [v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == name]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True  # the root filesystem stays read-only, and so does the key file
+    assert volume["secret"]["optional"] is False  # no Secret: the new pods wait rather than start open
+    assert int(volume["secret"]["defaultMode"]) & 0o004  # readable by the image's user (10001), whoever owns it
+    (item,) = volume["secret"]["items"]
+    assert env["API_KEYS_FILE"]["value"] == f"{mount['mountPath']}/{item['path']}"
+    # the metrics token: from the same Secret, optional (absent: /metrics stays open)
+    ref = env["METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == name and ref["optional"] is True
+    assert {item["key"], ref["key"]} == set(secret["stringData"])
+
+    # what the service makes of the example's file: its key, the comment skipped; the token as it is
+    keys_file = tmp_path / item["path"]
+    keys_file.write_text(secret["stringData"][item["key"]])
+    monkeypatch.setenv("API_KEYS_FILE", str(keys_file))
+    monkeypatch.setenv("METRICS_TOKEN", secret["stringData"][ref["key"]])
+    monkeypatch.delenv("API_KEYS", raising=False)
+    settings = load_settings()
+    assert settings.api_keys == ("REPLACE-ME-api-key",) and settings.metrics_token == "REPLACE-ME-metrics-token"
+
+
+def test_kubernetes_service_monitor_sends_the_metrics_token_with_api_keys_on() -> None:
+    from cloudcoil.models.prometheus_operator import v1 as monitoring
+
+    (base,) = by_kind("ServiceMonitor")
+    assert "authorization" not in base["spec"]["endpoints"][0]  # open /metrics: nothing to send
+    monitor = overlay(K8S_API_KEYS / "monitoring" / "kustomization.yaml", base)
+    model = monitoring.ServiceMonitor.model_validate(monitor)
+    assert model.model_dump(mode="json", by_alias=True, exclude_none=True) == monitor
+    (endpoint,) = monitor["spec"]["endpoints"]
+    (deployment,) = by_kind("Deployment")
+    env = overlay(K8S_API_KEYS / "kustomization.yaml", deployment)["spec"]["template"]["spec"]["containers"][0]["env"]
+    ref = next(e for e in env if e["name"] == "METRICS_TOKEN")
+    secret_ref = ref["valueFrom"]["secretKeyRef"]
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {"name": secret_ref["name"], "key": secret_ref["key"]}}
+    assert {k: v for k, v in endpoint.items() if k != "authorization"} == base["spec"]["endpoints"][0]
+
+
+def test_kubernetes_api_key_overlays_build_with_kustomize() -> None:
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        pytest.skip("kubectl not installed")
+    for folder in (K8S_API_KEYS, K8S_API_KEYS / "monitoring"):
+        result = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        built = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(result.stdout)}
+        assert ("Secret", "lstm-api-keys") not in built
+        if folder == K8S_API_KEYS:
+            deployment = built["Deployment", "lstm-service"]
+            assert deployment == overlay(K8S_API_KEYS / "kustomization.yaml", by_kind("Deployment")[0])
+
+
+def compose_auth() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE_AUTH.read_text())
+    return data
+
+
+def test_compose_api_keys_are_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`docker compose up` with no secret file and nothing set: the variables are empty, and empty means open."""
+    for name in ("lstm-service", "lstm-service-gpu"):
+        env = compose()["services"][name]["environment"]
+        assert env["API_KEYS_FILE"] == "${API_KEYS_FILE:-}" and env["METRICS_TOKEN"] == "${METRICS_TOKEN:-}"
+        assert "secrets" not in compose()["services"][name]
+    assert "secrets" not in compose()
+    monkeypatch.setenv("API_KEYS_FILE", "")
+    monkeypatch.setenv("METRICS_TOKEN", "")
+    monkeypatch.delenv("API_KEYS", raising=False)
+    settings = load_settings()
+    assert settings.api_keys == () and settings.metrics_token == ""
+
+
+def test_compose_auth_override_follows_the_specification_and_points_api_keys_file_at_its_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_AUTH)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    auth = compose_auth()
+    assert set(auth["services"]) <= set(compose()["services"])
+    for name in ("lstm-service", "lstm-service-gpu"):  # both: the GPU service sets its own environment
+        svc = auth["services"][name]
+        (secret,) = svc["secrets"]
+        assert svc["environment"]["API_KEYS_FILE"] == f"/run/secrets/{secret}"  # where compose mounts a secret without a target
+        assert svc["environment"]["METRICS_TOKEN"].startswith("${METRICS_TOKEN:?")  # refuses to start without it
+    source = compose_default(auth["secrets"]["api_keys"]["file"])
+    assert source.startswith("./deploy/secrets/")
+    # the secrets folder keeps keys out of git
+    ignored = subprocess.run(["git", "check-ignore", "-q", source], cwd=ROOT)
+    assert ignored.returncode == 0, f"{source} is not ignored by git"
+    # what the service makes of such a file
+    keys = tmp_path / "api_keys"
+    keys.write_text("# one per line\nfirst-key\n\nsecond-key\n")
+    monkeypatch.setenv("API_KEYS_FILE", str(keys))
+    monkeypatch.delenv("API_KEYS", raising=False)
+    assert load_settings().api_keys == ("first-key", "second-key")
+
+
+def test_compose_prometheus_sends_the_metrics_token_from_its_secret_with_auth_on(tmp_path: Path) -> None:
+    auth, base = compose_auth()["services"]["prometheus"], compose()["services"]["prometheus"]
+    (secret,) = auth["secrets"]
+    assert compose_default(compose_auth()["secrets"][secret]["file"]).startswith("./deploy/secrets/")
+    # the same flags, another configuration file in the same mounted folder
+    config_flag = next(f for f in auth["command"] if f.startswith("--config.file="))
+    assert [f for f in auth["command"] if f != config_flag] == [f for f in base["command"] if not f.startswith("--config.file=")]
+    mounted = next(v.split(":")[1] for v in base["volumes"] if v.startswith("./deploy/prometheus:"))
+    config_path = DEPLOY / "prometheus" / Path(config_flag.split("=", 1)[1]).relative_to(mounted)
+    with_token = yaml.safe_load(config_path.read_text())
+    plain = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in with_token["scrape_configs"] if j["job_name"] == render_alerts.JOB)
+    assert job.pop("authorization") == {"type": "Bearer", "credentials_file": f"/run/secrets/{secret}"}
+    assert with_token == plain  # nothing else differs
+    # promtool accepts it once the token file exists (it checks)
+    (tmp_path / "alerts.yml").write_text(render_alerts.RULES_FILE.read_text())
+    (tmp_path / "token").write_text("t\n")
+    local = config_path.read_text().replace(f"/run/secrets/{secret}", str(tmp_path / "token"))
+    (tmp_path / "prometheus.yml").write_text(local)
+    result = subprocess.run([tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ---------------------------------------------------------------- alert rules

@@ -42,9 +42,11 @@ def translating(server: Server) -> Iterator[None]:
     """A long translation (two texts of 1,000 random letters, about a second of decoding) keeps one worker busy meanwhile."""
     rng = random.Random(0)
     body = {"texts": ["".join(rng.choice(string.ascii_letters + " ") for _ in range(1000)) for _ in range(2)], "target": "de"}
+    before = server.metric("lstm_batch_wait_seconds_count", model="translator-lstm")
     t = threading.Thread(target=httpx.post, args=(f"{server.url}/translate",), kwargs={"json": body, "timeout": 120})
     t.start()
-    time.sleep(0.5)  # it has reached a worker and is decoding
+    while server.metric("lstm_batch_wait_seconds_count", model="translator-lstm") == before and t.is_alive():
+        time.sleep(0.02)  # until it has reached a worker and is decoding
     try:
         yield
     finally:
