@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 3000
 DATA   ?= ../shared/data
 
-.PHONY: install-system image test-container serve test lint typecheck install install-test install-train train-teacher train-sentiment export-sentiment eval-sentiment train-translation export-translation eval-translation bench bench-gpu loadtest clean up down dashboard-snapshot soak audit screenshot explain-overhead
+.PHONY: install-system image test-container serve test lint typecheck install install-test install-train train-teacher train-sentiment export-sentiment eval-sentiment train-translation export-translation eval-translation bench bench-gpu gpu-check loadtest clean up down dashboard-snapshot soak audit screenshot explain-overhead
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,10 @@ bench: $(VENV)/.installed-bench install-system
 ## bench-gpu: the same on a GPU machine (DEVICE=cuda for every system) -> docs/benchmarks-gpu.md
 bench-gpu: $(VENV)/.installed-bench install-system
 	$(BIN)/python -m loadtests.bench --device cuda $(BENCH_ARGS)
+
+## gpu-check: on a GPU machine, the GPU tests with DEVICE=cuda and a quick bench-gpu (under 8 minutes; docs/gpu.md); without CUDA it says so and exits 0
+gpu-check: $(VENV)/.installed-test $(VENV)/.installed-bench
+	$(BIN)/python -m tools.gpu_check
 
 ## loadtest: Locust, headless, against a running service at HOST; CSV + HTML report in RESULTS; exits 1 when an SLO of deploy/slo.yml is missed
 HOST       ?= http://localhost:$(PORT)

@@ -13,6 +13,7 @@ fp32), scripts it, and compares with the shipped program:
   (so machine noise hits both alike); the ratio int8 / fp32 model time is what to read.
 
 Nothing here changes the shipped artifacts: it measures whether an int8 export would be worth making.
+Everything runs on the CPU, also where a GPU is visible: dynamic quantization is a CPU feature.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def sentiment(data_dir: Path, seconds: float) -> None:
     from models.sentiment.model import BiLSTMClassifier, BiLSTMConfig, pad_batch
     from service.inference import load_sentiment
 
-    clf = load_sentiment()
+    clf = load_sentiment(device="cpu")
     eager = BiLSTMClassifier(BiLSTMConfig(**clf.meta["config"]))
     eager.load_state_dict(clf.program.state_dict())
     programs = {"fp32": clf.program, "int8": quantized(eager.eval())}
@@ -84,7 +85,7 @@ def translation(data_dir: Path, sentences: int, seconds: float) -> None:
     from models.translation.translate import translate, translate_all
     from service.inference import load_translation_model
 
-    tm = load_translation_model()
+    tm = load_translation_model(device="cpu")
     _, search = build_model(tm.tok, Seq2SeqConfig(**tm.meta["config"]))
     search.load_state_dict(tm.program.state_dict())
     programs = {"fp32": tm.program, "int8": quantized(search.float().eval())}

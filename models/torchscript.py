@@ -42,3 +42,11 @@ def load(path: str | Path, extra_files: list[str], device: str = "cpu") -> tuple
     with _quiet():
         program = torch.jit.load(str(path), map_location=device, _extra_files=files)
     return program, {k: v if isinstance(v, bytes) else v.encode() for k, v in files.items()}
+
+
+def device_of(program: object) -> str:
+    """Where a program's (or an eager module's) weights are, e.g. ``cpu`` or ``cuda:0``: its inputs go there.
+    ``cpu`` for a callable without weights."""
+    parameters = getattr(program, "parameters", None)
+    first = next(iter(parameters()), None) if callable(parameters) else None
+    return "cpu" if first is None else str(first.device)

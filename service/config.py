@@ -8,7 +8,8 @@
 | DEFAULT_BEAM_SIZE | 4 | beam size when a request gives none (1 = greedy) |
 | MAX_BEAM_SIZE | 8 | largest beam a request may ask for |
 | DEVICE | auto | `auto` (CUDA when available, else CPU), `cpu`, `cuda`, `cuda:1` |
-| WORKERS | auto | BentoML worker processes; `auto`: one per CPU core (at most 4) on the CPU, 1 on a GPU |
+| WORKERS | auto | BentoML worker processes; `auto`: one per CPU core (at most 4) on the CPU, 1 on a GPU (more on CUDA logs a warning) |
+| GPU_DTYPE | float16 | the translator's weights on CUDA: `float16` (as stored) or `float32`; float32 on the CPU, and for sentiment everywhere |
 | TORCH_THREADS | cores / WORKERS | intra-op threads per worker |
 | MAX_TEXTS | 64 | texts per request |
 | MAX_TEXT_CHARS | 2000 | characters per text |
@@ -30,11 +31,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.manifest import ARTIFACTS_DIR
+
+GPU_DTYPES = ("float16", "float32")
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
@@ -59,6 +63,15 @@ def _on_off(name: str, default: bool) -> bool:
     return raw == "on"
 
 
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise SystemExit(f"environment variable {name}={raw!r} must be one of {', '.join(choices)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     port: int
@@ -67,6 +80,7 @@ class Settings:
     default_beam_size: int
     max_beam_size: int
     device: str
+    gpu_dtype: str
     workers: int
     torch_threads: int
     max_texts: int
@@ -110,19 +124,37 @@ def default_workers(device: str) -> int:
     """One single-threaded worker per core on the CPU: an LSTM batch uses ~1 core however many threads it gets
     (docs/benchmarks.md: two workers x 1 thread answered about twice the requests of one worker x 2 threads).
     At most 4, since each worker holds its own copy of the models (~0.8 GB resident). One worker drives a GPU."""
+    return 1 if on_cuda(device) else min(usable_cores(), 4)
+
+
+def on_cuda(device: str) -> bool:
+    """Whether DEVICE puts the models on a GPU (``auto``: when CUDA is available)."""
     if device.startswith("cuda"):
-        return 1
+        return True
     if device == "auto":
         import torch
 
-        if torch.cuda.is_available():
-            return 1
-    return min(usable_cores(), 4)
+        return torch.cuda.is_available()
+    return False
+
+
+def workers_warning(device: str, workers: int) -> str | None:
+    """The warning for an explicit WORKERS > 1 on a GPU: each worker process creates its own CUDA context
+    (several hundred MB) and its own copy of the models on the same GPU, and their kernels take turns there."""
+    if workers <= 1 or not on_cuda(device):
+        return None
+    return (
+        f"WORKERS={workers} with DEVICE={device}: each worker puts its own CUDA context and models on the same GPU "
+        "and their kernels take turns; one worker (WORKERS=auto) batches all requests on a GPU"
+    )
 
 
 def load_settings() -> Settings:
     device = os.environ.get("DEVICE", "auto").strip() or "auto"
-    workers = default_workers(device) if os.environ.get("WORKERS", "auto").strip() in ("", "auto") else _int("WORKERS", 1)
+    explicit = os.environ.get("WORKERS", "auto").strip() not in ("", "auto")
+    workers = _int("WORKERS", 1) if explicit else default_workers(device)
+    if explicit and (warning := workers_warning(device, workers)):
+        logging.getLogger("lstm_service").warning(warning)
     return Settings(
         port=_int("PORT", 3000),
         sentiment_artifact=Path(os.environ.get("SENTIMENT_ARTIFACT") or ARTIFACTS_DIR / "sentiment-bilstm.pt"),
@@ -130,6 +162,7 @@ def load_settings() -> Settings:
         default_beam_size=_int("DEFAULT_BEAM_SIZE", 4),
         max_beam_size=_int("MAX_BEAM_SIZE", 8),
         device=device,
+        gpu_dtype=_choice("GPU_DTYPE", "float16", GPU_DTYPES),
         workers=workers,
         torch_threads=_int("TORCH_THREADS", max(1, usable_cores() // workers)),
         max_texts=_int("MAX_TEXTS", 64),

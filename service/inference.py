@@ -68,6 +68,11 @@ class SentimentClassifier:
         self.program, self.vocab, self.meta, self.sha256, self.device = program, vocab, meta, sha256, device
         self.labels: list[str] = list(meta["labels"])
 
+    @property
+    def dtype(self) -> str:
+        """The weights' dtype (``float32``: stored and run so on every device)."""
+        return str(next(self.program.parameters()).dtype).removeprefix("torch.")
+
     def encode(self, texts: list[str]) -> list[list[int]]:
         return [self.vocab.encode(tokenize(t)[:MAX_TOKENS]) for t in texts]
 
@@ -133,6 +138,11 @@ class TranslationModel:
         self.program, self.tok, self.meta, self.sha256, self.device = program, tok, meta, sha256, device
         self.pairs: list[tuple[str, str]] = [(s, t) for s, t in meta["pairs"]]
 
+    @property
+    def dtype(self) -> str:
+        """The weights' dtype: ``float32``, or ``float16`` on CUDA (``GPU_DTYPE``)."""
+        return str(next(self.program.parameters()).dtype).removeprefix("torch.")
+
     def supports(self, source: str, target: str) -> bool:
         return (source, target) in self.pairs
 
@@ -181,19 +191,31 @@ class Translator:
         return self.model.run(texts, [self.target] * len(texts), beam_size, alignment)[0] if texts else []
 
 
-def load_translation_model(path: str | Path | None = None, device: str | None = None, verify: bool = True) -> TranslationModel:
-    """Load a translation artifact (default: the shipped one), checking its sha256 against the manifest first."""
+def translation_dtype(device: str, gpu_dtype: str = "float16") -> torch.dtype:
+    """The translator's weights are stored in fp16. On the CPU they decode in fp32 (fp16 LSTM kernels there are slow
+    or missing); on CUDA in ``gpu_dtype`` (``GPU_DTYPE``): fp16 as stored, or fp32. The search keeps its scores in
+    fp32 either way (``log_softmax`` of the logits cast to fp32, ``models/translation/search.py``)."""
+    if gpu_dtype not in ("float16", "float32"):
+        raise ValueError(f"gpu_dtype must be float16 or float32, not {gpu_dtype!r}")
+    return torch.float16 if device.startswith("cuda") and gpu_dtype == "float16" else torch.float32
+
+
+def load_translation_model(path: str | Path | None = None, device: str | None = None, verify: bool = True, gpu_dtype: str = "float16") -> TranslationModel:
+    """Load a translation artifact (default: the shipped one), checking its sha256 against the manifest first;
+    its weights in ``translation_dtype(device, gpu_dtype)``."""
     path = Path(path) if path else ARTIFACTS_DIR / "translator-lstm.pt"
     sha = verify_artifact(path) if verify else sha256_of(path)
     device = resolve_device(device)
     program, files = torchscript.load(path, ["spm.model", "meta.json"], device)
-    program.float().eval()  # weights are stored in fp16; decode in fp32
+    program.to(translation_dtype(device, gpu_dtype)).eval()
     return TranslationModel(program, SubwordTokenizer(files["spm.model"]), json.loads(files["meta.json"]), sha, device)
 
 
-def load_translator(source: str = "en", target: str = "de", path: str | Path | None = None, device: str | None = None) -> Translator:
+def load_translator(
+    source: str = "en", target: str = "de", path: str | Path | None = None, device: str | None = None, gpu_dtype: str = "float16"
+) -> Translator:
     """The shipped translator for ``source`` -> ``target``; ValueError names the supported pairs otherwise."""
-    model = load_translation_model(path, device)
+    model = load_translation_model(path, device, gpu_dtype=gpu_dtype)
     if not model.supports(source, target):
         raise ValueError(f"unsupported language pair {source}->{target}; supported: {', '.join(f'{s}->{t}' for s, t in model.pairs)}")
     return Translator(model, source, target)

@@ -29,7 +29,7 @@ import torch
 from bentoml.validators import ContentType
 
 from models.manifest import verify as verify_artifact
-from service import listener
+from service import listener, warmup
 from service.auth import APIKeyAuth
 from service.config import settings
 from service.http_guard import HTTPGuard, call_of, quiet_refusals
@@ -53,9 +53,6 @@ _loaded: list[SentimentClassifier | TranslationModel] = []  # this worker's mode
 T = TypeVar("T")
 JSONList = Annotated[list[T], ContentType("application/json")]
 
-WARMUP_SENTIMENT = ["a gorgeous , witty , seductive movie .", "the plot is nothing but boilerplate clichés", "ok"]
-WARMUP_TRANSLATE = "A man in a blue shirt is riding a bike."
-
 
 @bentoml.asgi_app(models_app(lambda: [m.info() for m in _loaded]), path="/")
 @bentoml.service(
@@ -72,18 +69,14 @@ class LSTMService:
         torch.set_num_threads(settings.torch_threads)
         self.metrics = get_metrics()
         sentiment = load_sentiment(settings.sentiment_artifact, settings.device)
-        translation = load_translation_model(settings.translation_artifact, settings.device)
-        # Warm-up: the first calls of a TorchScript program run its profiling executor.
-        targets = [t for _, t in translation.pairs]
-        for _ in range(2):
-            sentiment.predict(WARMUP_SENTIMENT)
-            for beam in sorted({1, settings.default_beam_size}):
-                translation.run([WARMUP_TRANSLATE] * len(targets), targets, beam)
+        translation = load_translation_model(settings.translation_artifact, settings.device, gpu_dtype=settings.gpu_dtype)
+        # Warm-up (service/warmup.py): the profiling executor's first calls; on CUDA the fuser's kernels for the shapes to come.
+        warmup.warm_up(sentiment, translation, warmup.plan(translation.device, settings.default_beam_size, settings.max_beam_size, settings.max_batch_size))
         _loaded[:] = [sentiment, translation]
         for model in _loaded:
             m = model.meta
             self.metrics.model_info.labels(m["name"], m["task"], m["version"], model.sha256, model.device).set(1)
-            log.info("loaded %s %s on %s with %d threads", m["name"], m["version"], model.device, settings.torch_threads)
+            log.info("loaded %s %s on %s (%s) with %d threads", m["name"], m["version"], model.device, model.dtype, settings.torch_threads)
         max_wait_s = settings.max_latency_ms / 1000
         self.sentiment_batcher = SentimentBatcher(sentiment, self.metrics, settings.max_batch_size, max_wait_s, settings.batching)
         self.translation_batcher = TranslationBatcher(

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from models.torchscript import device_of
 from models.translation.translate import pad
 
 
@@ -14,11 +15,6 @@ class Decoded(NamedTuple):
     tokens: list[int]
     score: float
     attn: torch.Tensor | None  # (len, source length) when kept
-
-
-def device_of(program: Any) -> str:
-    """Where the program's weights are (``cpu``, ``cuda:0``): its inputs go there."""
-    return str(next(program.parameters()).device)
 
 
 def alone(program: Any, src: list[int], lang: int, beam: int) -> Decoded:
@@ -60,9 +56,10 @@ def continuously(program: Any, sentences: list[tuple[list[int], int, int, bool]]
     return got
 
 
-def assert_same(got: Decoded, expected: Decoded) -> None:
-    """The same tokens; scores and attention equal up to float32 rounding (a matrix product rounds by its batch's size)."""
+def assert_same(got: Decoded, expected: Decoded, atol: float = 1e-5) -> None:
+    """The same tokens; scores and attention equal up to rounding (a matrix product rounds by its batch's size):
+    ``atol`` 1e-5 for float32 on the CPU (``tests/devices.py`` has the one for the device)."""
     assert got.tokens == expected.tokens
-    assert abs(got.score - expected.score) <= 1e-5
+    assert abs(got.score - expected.score) <= atol
     if got.attn is not None:
-        torch.testing.assert_close(got.attn, expected.attn, rtol=0, atol=1e-5)
+        torch.testing.assert_close(got.attn.float(), expected.attn.float(), rtol=0, atol=atol)

@@ -14,6 +14,8 @@ import torch
 from models.sentiment.explain import score_rows, variants
 from service.inference import SentimentClassifier, TranslationModel, load_sentiment, load_translation_model
 
+from .devices import DEVICE, GPU_DTYPE
+
 TEXTS = [
     "I liked this product at first. But the battery dies after an hour, the screen scratches easily and the support never answered my emails.",
     "a gorgeous, witty, seductive movie.",
@@ -26,12 +28,12 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def clf() -> SentimentClassifier:
     torch.set_num_threads(1)
-    return load_sentiment()
+    return load_sentiment(device=DEVICE)
 
 
 @pytest.fixture(scope="module")
 def tm() -> TranslationModel:
-    return load_translation_model()
+    return load_translation_model(device=DEVICE, gpu_dtype=GPU_DTYPE)
 
 
 def label_probability(clf: SentimentClassifier, text: str, label: str) -> float:
@@ -46,8 +48,8 @@ def test_variants_are_the_occluded_texts_then_the_prefixes() -> None:
 
 def test_chunked_scoring_equals_one_call(clf: SentimentClassifier) -> None:
     rows = variants(clf.encode([TEXTS[0]])[0])
-    whole = score_rows(clf.program.probabilities, rows, "cpu")
-    chunked = score_rows(clf.program.probabilities, rows, "cpu", chunk_tokens=64)  # many calls, shortest rows first
+    whole = score_rows(clf.program.probabilities, rows, clf.device)
+    chunked = score_rows(clf.program.probabilities, rows, clf.device, chunk_tokens=64)  # many calls, shortest rows first
     assert whole.shape == (len(rows), 2)
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=0)
 

@@ -10,6 +10,7 @@ from models.sentiment.evaluate import dev_accuracy
 from service.inference import load_sentiment
 
 from .conftest import ARTIFACTS
+from .devices import DEVICE
 
 POSITIVE = ["a gorgeous, witty, seductive movie.", "I LOVED it!!! One of the best films of the year.", "a masterpiece, funny and moving"]
 NEGATIVE = ["the plot is nothing but boilerplate clichés", "It doesn't work at all, a boring and pointless mess.", "the worst movie i have ever seen"]
@@ -17,7 +18,7 @@ NEGATIVE = ["the plot is nothing but boilerplate clichés", "It doesn't work at 
 
 @pytest.fixture(scope="module")
 def clf():  # type: ignore[no-untyped-def]
-    return load_sentiment()
+    return load_sentiment(device=DEVICE)
 
 
 def test_obvious_examples(clf) -> None:  # type: ignore[no-untyped-def]

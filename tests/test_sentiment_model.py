@@ -8,6 +8,8 @@ from models import torchscript
 from models.sentiment.model import BiLSTMClassifier, BiLSTMConfig, pad_batch
 from service.inference import load_sentiment
 
+from .devices import ATOL, DEVICE
+
 SEQS = [[5, 6, 7], [8, 9, 10, 11, 12, 13, 14, 15, 16], [17], [18, 19, 20, 21]]
 
 
@@ -46,11 +48,13 @@ def test_scripted_matches_eager(tmp_path: Path) -> None:
 
 
 def test_shipped_artifact_matches_its_eager_model() -> None:
-    clf = load_sentiment()
+    """The shipped program on DEVICE against the eager model with its weights, on the same device."""
+    clf = load_sentiment(device=DEVICE)
     cfg = BiLSTMConfig(**clf.meta["config"])
-    eager = BiLSTMClassifier(cfg).eval()
+    eager = BiLSTMClassifier(cfg).to(clf.device).eval()
     eager.load_state_dict(clf.program.state_dict())
     texts = ["a gorgeous , witty , seductive movie .", "bad", "the plot is nothing but boilerplate clichés , and it drags on and on"]
-    ids, lengths = pad_batch(clf.encode(texts))
+    ids, lengths = (t.to(clf.device) for t in pad_batch(clf.encode(texts)))
     with torch.no_grad():
-        assert torch.allclose(clf.program.probabilities(ids, lengths), eager.probabilities(ids, lengths), atol=1e-5)
+        scripted, expected = clf.program.probabilities(ids, lengths).cpu(), eager.probabilities(ids, lengths).cpu()
+    torch.testing.assert_close(scripted, expected, atol=ATOL, rtol=0)

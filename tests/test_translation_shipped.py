@@ -1,4 +1,8 @@
-"""The shipped translator: golden outputs, eager/TorchScript parity on its own weights, batch invariance, BLEU record."""
+"""The shipped translator: golden outputs, eager/TorchScript parity on its own weights, batch invariance, BLEU record.
+
+On ``DEVICE`` (``tests/devices.py``), in float32 there too: these tests are about exactness; the
+float16 program on CUDA is compared with the CPU's within tolerance in ``tests/test_gpu.py``.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from service.inference import TranslationModel, load_translation_model, load_tra
 
 from .conftest import ARTIFACTS
 from .decode_schedule import alone, assert_same, continuously
+from .devices import ATOL, DEVICE, ON_CUDA
 
 ARTIFACT = ARTIFACTS / "translator-lstm.pt"
 GOLDEN = Path(__file__).with_name("golden_translations.json")  # recorded from the shipped artifact
@@ -31,10 +36,12 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def tm() -> TranslationModel:
-    return load_translation_model()
+    return load_translation_model(device=DEVICE, gpu_dtype="float32")
 
 
 def test_golden_translations(tm: TranslationModel) -> None:
+    if ON_CUDA:
+        pytest.skip("recorded on the CPU; on CUDA the CPU is the reference, within tolerance (tests/test_gpu.py)")
     golden = json.loads(GOLDEN.read_text())
     assert golden["sha256"] == tm.sha256, "the artifact changed: re-record tests/golden_translations.json"
     for key, expected in golden["outputs"].items():
@@ -43,7 +50,7 @@ def test_golden_translations(tm: TranslationModel) -> None:
 
 
 def test_python_api_contract() -> None:
-    tr = load_translator("en", "fr")
+    tr = load_translator("en", "fr", device=DEVICE)
     out = tr.translate(["A dog runs."], beam_size=4)
     assert len(out) == 1 and set(out[0]) == {"translation"} and out[0]["translation"]
     with pytest.raises(ValueError, match="unsupported language pair en->es"):
@@ -54,12 +61,13 @@ def test_scripted_program_matches_eager_model(tm: TranslationModel) -> None:
     cfg = Seq2SeqConfig(**tm.meta["config"])
     model = Seq2Seq(cfg)
     model.load_state_dict({k.removeprefix("model."): v for k, v in tm.program.state_dict().items()})
-    eager = BeamSearch(model, banned=list(tm.tok.lang_ids.values())).eval()
+    eager = BeamSearch(model, banned=list(tm.tok.lang_ids.values())).to(tm.device).eval()
     for beam in (1, 4):
         for target in ("de", "fr"):
-            a = translate(eager, tm.tok, SENTENCES, [target] * len(SENTENCES), beam)  # eager, on the CPU
-            b = translate(tm.program, tm.tok, SENTENCES, [target] * len(SENTENCES), beam, tm.device)  # scripted, on DEVICE
+            a = translate(eager, tm.tok, SENTENCES, [target] * len(SENTENCES), beam)  # eager, on DEVICE (where its weights are)
+            b = translate(tm.program, tm.tok, SENTENCES, [target] * len(SENTENCES), beam)  # scripted, on DEVICE
             assert [x.target_tokens for x in a] == [x.target_tokens for x in b]
+            assert [x.score for x in a] == pytest.approx([x.score for x in b], abs=ATOL)
 
 
 def test_a_batch_and_one_by_one_agree(tm: TranslationModel) -> None:
@@ -92,4 +100,4 @@ def test_continuous_batching_decodes_each_sentence_as_alone(tm: TranslationModel
     assert set(got) == set(range(len(sentences))) - {5}
     for i, d in got.items():
         src, lang, beam, _ = sentences[i]
-        assert_same(d, alone(tm.program, src, lang, beam))
+        assert_same(d, alone(tm.program, src, lang, beam), ATOL)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from models.torchscript import device_of
 from models.translation.tokenizer import EOS, PAD, SubwordTokenizer
 
 MAX_SOURCE_TOKENS = 200  # subwords; longer inputs are cut (the service's character limit keeps them well below)
@@ -38,14 +39,18 @@ def translate(
     texts: list[str],
     langs: list[str],
     beam_size: int,
-    device: str = "cpu",
+    device: str | None = None,
     alignment: bool | Sequence[bool] = False,
 ) -> list[Translation]:
     """Translate ``texts[i]`` into ``langs[i]`` in one call of ``search`` (one beam size for all).
 
+    The inputs go to ``device``; by default, where ``search``'s weights are (``models.torchscript.device_of``),
+    so a program loaded on CUDA gets CUDA tensors. The results are read back to the CPU.
+
     ``alignment`` (one flag, or one per text) keeps the attention weights of those
     translations: target tokens x source tokens, each row a distribution over the source.
     """
+    device = device or device_of(search)
     src = [source_ids(tok, t) for t in texts]
     ids, lengths = pad(src, device)
     lang_ids = torch.tensor([tok.lang_ids[lang] for lang in langs], dtype=torch.long, device=device)
@@ -71,8 +76,10 @@ def translation(tok: SubwordTokenizer, src: list[int], hyp: list[int], score: fl
     return Translation(tok.decode(words), [tok.sp.id_to_piece(j) for j in src], [tok.sp.id_to_piece(j) for j in hyp], score, attention)
 
 
-def translate_all(search: SearchFn, tok: SubwordTokenizer, texts: list[str], lang: str, beam_size: int, batch_size: int = 64, device: str = "cpu") -> list[str]:
-    """Many sentences into one language, in length-sorted batches (for evaluation)."""
+def translate_all(
+    search: SearchFn, tok: SubwordTokenizer, texts: list[str], lang: str, beam_size: int, batch_size: int = 64, device: str | None = None
+) -> list[str]:
+    """Many sentences into one language, in length-sorted batches (for evaluation); ``device`` as for ``translate``."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = [""] * len(texts)
     for s in range(0, len(order), batch_size):
