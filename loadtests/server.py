@@ -110,14 +110,15 @@ class ServiceProcess(ServerProcess):
     names one): ``bentoml serve`` empties ``$BENTOML_HOME/prometheus_multiproc_dir``
     when it starts, so two services sharing the default one would wipe each
     other's metrics. ``root`` is the checkout to serve from (default: this one),
-    so a benchmark can compare the service of another working tree side by side.
+    so a benchmark can compare the service of another working tree side by side;
+    ``target`` the BentoML service to serve (default: this one).
     """
 
-    def __init__(self, log: Path, root: Path | str = ROOT, **env: str) -> None:
+    def __init__(self, log: Path, root: Path | str = ROOT, target: str = "service.service:LSTMService", **env: str) -> None:
         self._home = None if "BENTOML_HOME" in env else tempfile.TemporaryDirectory(prefix="bentoml-home-")
         if self._home is not None:
             env["BENTOML_HOME"] = self._home.name
-        cmd = [sys.executable, "-m", "bentoml", "serve", "service.service:LSTMService", "--port", "{port}", "--host", "127.0.0.1"]
+        cmd = [sys.executable, "-m", "bentoml", "serve", target, "--port", "{port}", "--host", "127.0.0.1"]
         super().__init__(cmd, log, env, cwd=Path(root))
 
     def wait_ready(self, timeout: float = 180.0) -> ServiceProcess:

@@ -3,8 +3,10 @@
     TORCH_THREADS=2 python -m loadtests.baselines.litserve_app --port 8002
 
 Two ``LitAPI``s (``/sentiment``, ``/translate``) over the project's Python API
-(``service.inference``), each with one inference worker process, one API
-server process, ``TORCH_THREADS`` intra-op threads as the service has.
+(``service.inference``), each with ``LITSERVE_WORKERS`` inference worker
+processes (default 1), ``LITSERVE_API_SERVERS`` API server processes (default
+1), ``TORCH_THREADS`` intra-op threads per worker. ``make bench`` runs it in
+every layout of the machine's cores (workers x threads) and compares with the best.
 LitServe batches *requests*: it collects up to ``LITSERVE_MAX_BATCH_SIZE``
 requests (default 64), waiting at most ``LITSERVE_BATCH_TIMEOUT_MS`` (default
 5 ms) after the first, and ``predict`` runs their texts as one model call (for
@@ -33,6 +35,8 @@ from service.inference import load_sentiment, load_translation_model
 THREADS = int(os.environ.get("TORCH_THREADS") or os.cpu_count() or 1)
 MAX_BATCH_SIZE = int(os.environ.get("LITSERVE_MAX_BATCH_SIZE", "64"))
 BATCH_TIMEOUT_S = float(os.environ.get("LITSERVE_BATCH_TIMEOUT_MS", "5")) / 1000
+WORKERS = int(os.environ.get("LITSERVE_WORKERS", "1"))  # inference worker processes per API
+API_SERVERS = int(os.environ.get("LITSERVE_API_SERVERS", "1"))  # HTTP server processes
 
 
 def split(flat: list[Any], sizes: list[int]) -> list[list[Any]]:
@@ -108,8 +112,8 @@ def main() -> None:
     ]
     device = os.environ.get("DEVICE", "auto")
     accelerator = "cuda" if device.startswith("cuda") else "cpu" if device == "cpu" else "auto"
-    server = ls.LitServer(apis, accelerator=accelerator, workers_per_device=1, fast_queue=True)
-    server.run(host="127.0.0.1", port=args.port, num_api_servers=1, log_level="warning", generate_client_file=False, access_log=False)
+    server = ls.LitServer(apis, accelerator=accelerator, workers_per_device=WORKERS, fast_queue=True)
+    server.run(host="127.0.0.1", port=args.port, num_api_servers=API_SERVERS, log_level="warning", generate_client_file=False, access_log=False)
 
 
 if __name__ == "__main__":
