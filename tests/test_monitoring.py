@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tools.monitoring import DASHBOARD, JOB, RULES, PrometheusProcess, burst, co
 
 RATE_WINDOW = "30s"  # $__rate_interval: a few 1 s scrapes
 MAX_IN_FLIGHT = 8  # small, so that the burst below is partly refused (429, reason overloaded)
+SETTLE_S = 120  # how long Prometheus may take to scrape and evaluate once more, on however busy a machine
 ADAPTER = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "custom-metrics" / "prometheus-adapter-values.yaml"
 
 
@@ -39,17 +41,48 @@ def stack() -> Iterator[Stack]:
     prom = PrometheusProcess(f"{service.host}:{service.port}", OUT / "prometheus-monitoring")
     try:
         prom.wait_ready()
-        assert prom.wait_for(f'up{{job="{JOB}"}} == 1'), "Prometheus never scraped the service"
+        assert prom.wait_for(f'up{{job="{JOB}"}} == 1', SETTLE_S), "Prometheus never scraped the service"
         start = time.time()
         results = drive(service.host, service.port, seconds=6.0, concurrency=2)  # 6 connections <= MAX_IN_FLIGHT
         assert all(r.ok > 0 for r in results.values()), {k: r.statuses for k, r in results.items()}
         statuses = burst(service.url, 40, ["a fine film ."] * 32)
         assert 429 in statuses and 200 in statuses, statuses
-        time.sleep(3)  # two more scrapes and rule evaluations after the last request
+        settle(prom, time.time())  # a scrape after the last request, and the rules evaluated on it
         yield Stack(service, prom, start, time.time())
     finally:
         prom.stop()
         service.stop()
+
+
+def settle(prom: PrometheusProcess, after: float) -> None:
+    """Wait until Prometheus has stored a scrape of the service that began after ``after`` (Unix time; so it read every
+    count up to then), then until it has evaluated every rule group twice since: the recording rules on that scrape,
+    then the alerts on those records (the groups are evaluated independently)."""
+    deadline = time.monotonic() + SETTLE_S
+
+    def until(what: str, done: Callable[[], list[float]], since: float) -> float:
+        while not ((times := done()) and min(times) > since):
+            assert time.monotonic() < deadline, f"Prometheus has not {what} within {SETTLE_S} s: {times}"
+            time.sleep(0.2)
+        return max(times)
+
+    def scraped() -> list[float]:
+        return [float(s["value"][1]) for s in prom.query(f'timestamp(up{{job="{JOB}"}})')]
+
+    def evaluated() -> list[float]:
+        return [unix_time(g["lastEvaluation"]) for g in prom.api("rules")["groups"]]
+
+    mark = until("scraped the service after the traffic", scraped, after + 0.01)  # + the 2 ms it may shift a scrape's time
+    for _ in range(2):
+        mark = until("evaluated every rule group after the last scrape", evaluated, mark)
+
+
+def unix_time(rfc3339: str) -> float:
+    """Unix time of an RFC 3339 time as Prometheus writes it (nanoseconds, ``Z`` or an offset)."""
+    match = re.fullmatch(r"([^.]+?)(\.\d+)?(Z|[+-]\d\d:\d\d)", rfc3339)
+    assert match, rfc3339
+    whole, fraction, zone = match.groups()
+    return datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone)).timestamp() + float(fraction or 0)
 
 
 def variables(prom: PrometheusProcess) -> dict[str, str]:

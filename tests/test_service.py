@@ -143,16 +143,28 @@ def test_every_worker_is_ready_and_serves(server: Server) -> None:
 
 
 def test_a_lone_request_is_not_held_back_after_a_burst(server: Server) -> None:
-    """service.sentiment_batcher: a batch forms as soon as the model is free. (BentoML's learned wait, fed by the queueing
-    of a burst, held a lone 32-text request ~130 ms waiting for company.)"""
+    """service.sentiment_batcher: a batch forms from whatever waits when the model is free, so after a burst requests sent
+    one after another each run as a batch of their own: whole (one batch start per request), neither merged nor split,
+    nothing of the burst left in the queue. (BentoML's learned wait, fed by the queueing of a burst, held a lone 32-text
+    request ~130 ms waiting for company; how long a lone request waits is measured by the benchmark, at 1 connection,
+    not here: a wall-clock limit fails on a machine that is merely busy.)"""
+    model = "sentiment-bilstm"
     texts = [f"a gripping , well acted film , number {i}" for i in range(32)]
     with cf.ThreadPoolExecutor(32) as pool:
         assert set(pool.map(lambda _: post(server, {"texts": texts}).status_code, range(96))) == {200}
-    n0 = metric(server, "lstm_batch_wait_seconds_count", model="sentiment-bilstm")
-    s0 = metric(server, "lstm_batch_wait_seconds_sum", model="sentiment-bilstm")
+
+    def batches() -> tuple[float, ...]:
+        """Batches, texts in them, batches of at most 16 and of at most 32 texts, requests whose batch started."""
+        return (
+            metric(server, "lstm_batch_items_count", model=model),
+            metric(server, "lstm_batch_items_sum", model=model),
+            metric(server, "lstm_batch_items_bucket", model=model, le="16.0"),
+            metric(server, "lstm_batch_items_bucket", model=model, le="32.0"),
+            metric(server, "lstm_batch_wait_seconds_count", model=model),
+        )
+
+    before = batches()
     for _ in range(10):
         assert post(server, {"texts": texts}).status_code == 200
-    n = metric(server, "lstm_batch_wait_seconds_count", model="sentiment-bilstm") - n0
-    mean_wait = (metric(server, "lstm_batch_wait_seconds_sum", model="sentiment-bilstm") - s0) / n
-    assert n == 10
-    assert mean_wait < 0.015, f"a lone request waited {1000 * mean_wait:.1f} ms on average for its batch"
+    ran = tuple(after - b for after, b in zip(batches(), before, strict=True))
+    assert ran == (10, 320, 0, 10, 10), f"(batches, texts, batches <= 16 texts, batches <= 32 texts, requests started): {ran}"

@@ -14,11 +14,24 @@ import subprocess
 import time
 
 import httpx
+import psutil
 
 from .conftest import assert_all_translated, metric, start_server, translations_in_flight
 
 IN_FLIGHT = 6
 GRACE_S = 30  # the termination grace period of deploy/ (compose stop_grace_period; Kubernetes less its preStop)
+
+
+def listening(port: int) -> list[int | None]:
+    """The processes with a TCP socket listening on ``port`` (each worker: it accepts on its own SO_REUSEPORT socket)."""
+    return [c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+
+
+def wait_until_nothing_listens(port: int) -> None:
+    deadline = time.monotonic() + GRACE_S
+    while sockets := listening(port):
+        assert time.monotonic() < deadline, f"still listening {GRACE_S} s after SIGTERM: {sockets}"
+        time.sleep(0.05)
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_0() -> None:
@@ -32,9 +45,11 @@ def test_sigterm_drains_in_flight_requests_and_exits_0() -> None:
         assert in_progress() == IN_FLIGHT
         assert not answers, "the requests finished before SIGTERM: make them slower"
 
+        assert listening(server.port)
         sigterm = time.monotonic()
         os.kill(server.proc.pid, signal.SIGTERM)  # the main process only, as a container runtime does
-        time.sleep(0.5)
+        wait_until_nothing_listens(server.port)  # every worker has stopped accepting: the drain has begun
+        assert len(answers) < IN_FLIGHT, "the workers stopped listening only once every request was answered"
         try:  # a request arriving during the drain is not served
             late = httpx.post(f"{server.url}/sentiment", json={"texts": ["late"]}, timeout=2)
             raise AssertionError(f"a request was answered after SIGTERM: {late.status_code}")
