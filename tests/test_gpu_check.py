@@ -88,6 +88,6 @@ def test_steps_run_for_real_and_the_verdict_follows_their_exit() -> None:
 
 
 def test_the_make_target_runs_the_script() -> None:
-    proc = subprocess.run(["make", "-n", "gpu-check"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(["make", "-n", "--no-print-directory", "gpu-check"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == ".venv/bin/python -m tools.gpu_check"
