@@ -499,16 +499,8 @@ class OpenPoint:
     system: str
     fraction: float
     capacity_rps: float
-    target_rps: float
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    ok: int
-    errors: int
-    rate_kept: bool
-    users: int
     server_cores: float
-    generator_cores: float
+    result: openloop.OpenLoopResult
 
 
 def capacity(system: System, sc: Scenario, points: list[Point], concurrency: int, duration: float) -> float:
@@ -552,14 +544,11 @@ def run_openloop(args: argparse.Namespace, systems: list[System], points: list[P
                     settle(s.server)
                 finally:
                     s.pause()
-                op = OpenPoint(
-                    sc.key, s.key, fraction, caps[s.key], rate, r.rps, r.p50_ms, r.p99_ms, r.ok, r.errors, r.rate_ok, r.users, cores, r.generator_cores
-                )
-                out.append(op)
-                kept = "" if op.rate_kept else "  (rate NOT kept)"
+                out.append(OpenPoint(sc.key, s.key, fraction, caps[s.key], cores, r))
+                kept = "" if r.rate_ok else "  (rate NOT kept)"
                 print(
-                    f"  {s.key:<18} {fraction:>4.0%} = {rate:7.1f} req/s -> {op.rps:7.1f}  p50 {op.p50_ms:6.0f} p99 {op.p99_ms:6.0f} ms  "
-                    f"err {op.errors}  server {cores:.2f} gen. {op.generator_cores:.2f} cores{kept}",
+                    f"  {s.key:<18} {fraction:>4.0%} = {rate:7.1f} req/s -> {r.rps:7.1f}  p50 {r.p50_ms:6.0f} p99 {r.p99_ms:6.0f} ms  "
+                    f"err {r.errors}  server {cores:.2f} gen. {r.generator_cores:.2f} cores{kept}",
                     flush=True,
                 )
     return out
@@ -937,12 +926,14 @@ def openloop_section(open_points: list[OpenPoint], labels: dict[str, str], stem:
         for system in dict.fromkeys(p.system for p in open_points if p.scenario == key):
             pts = sorted((p for p in open_points if p.scenario == key and p.system == system), key=lambda p: p.fraction)
             for p in pts:
+                r = p.result
                 text.append(
-                    f"| {labels.get(system, system)} | {p.capacity_rps:.1f} | {p.fraction:.0%} | {p.target_rps:.1f} | {p.rps:.1f} | "
-                    f"{p.p50_ms:.0f} | {p.p99_ms:.0f} | {p.errors} | {'yes' if p.rate_kept else '**no**'} | {p.server_cores:.2f} | {p.generator_cores:.2f} |"
+                    f"| {labels.get(system, system)} | {p.capacity_rps:.1f} | {p.fraction:.0%} | {r.target_rps:.1f} | {r.rps:.1f} | "
+                    f"{r.p50_ms:.0f} | {r.p99_ms:.0f} | {r.errors} | {'yes' if r.rate_ok else '**no**'} | {p.server_cores:.2f} | {r.generator_cores:.2f} |"
                 )
-            line = ax.plot([100 * p.fraction for p in pts], [p.p99_ms for p in pts], marker="o", label=f"{system} p99")
-            ax.plot([100 * p.fraction for p in pts], [p.p50_ms for p in pts], marker=".", linestyle="--", color=line[0].get_color(), label=f"{system} p50")
+            loads = [100 * p.fraction for p in pts]
+            line = ax.plot(loads, [p.result.p99_ms for p in pts], marker="o", label=f"{system} p99")
+            ax.plot(loads, [p.result.p50_ms for p in pts], marker=".", linestyle="--", color=line[0].get_color(), label=f"{system} p50")
         text.append("")
         ax.set_yscale("log")
         ax.set_xlabel("arrival rate, % of the system's capacity")

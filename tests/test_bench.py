@@ -15,11 +15,13 @@ import pytest
 from loadtests import loadgen, mixed, openloop, wrk
 from loadtests.bench import (
     SENTENCE_13W,
+    OpenPoint,
     Point,
     System,
     continuous_section,
     continuous_targets,
     headroom,
+    openloop_section,
     parse_peer,
     peer_layouts,
     peer_systems,
@@ -134,6 +136,19 @@ def test_openloop_users_make_the_rate_and_locust_stats_are_read(tmp_path: Path) 
     assert openloop.parse_stats(stats) == {"requests": 980.0, "failures": 2.0, "rps": 97.5, "p50_ms": 6.0, "p99_ms": 61.0}
     r = openloop.OpenLoopResult(100.0, 95.0, 6.0, 61.0, 978, 2, 100, 0.1)
     assert r.rate_ok and not dataclasses.replace(r, rps=94.9).rate_ok
+
+
+def test_openloop_section_has_a_row_per_load_and_marks_a_rate_not_kept(tmp_path: Path) -> None:
+    kept = openloop.OpenLoopResult(100.0, 99.0, 6.0, 61.0, 990, 0, 100, 0.1)
+    fell_behind = openloop.OpenLoopResult(300.0, 200.0, 900.0, 2500.0, 1900, 100, 300, 0.3)
+    pts = [OpenPoint("sentiment-1", "bentoml", 0.25, 400.0, 0.5, kept), OpenPoint("sentiment-1", "bentoml", 0.75, 400.0, 1.9, fell_behind)]
+    text = openloop_section(pts, {"bentoml": "this service"}, tmp_path / "bench")
+    rows = [line for line in text if line.startswith("| this service |")]
+    assert rows == [
+        "| this service | 400.0 | 25% | 100.0 | 99.0 | 6 | 61 | 0 | yes | 0.50 | 0.10 |",
+        "| this service | 400.0 | 75% | 300.0 | 200.0 | 900 | 2500 | 100 | **no** | 1.90 | 0.30 |",
+    ]
+    assert (tmp_path / "bench-openloop.png").exists()
 
 
 def test_openloop_keeps_a_fixed_arrival_rate_against_the_real_service(server: ServiceProcess) -> None:
