@@ -15,6 +15,14 @@ a cheap ensemble of nearby points on the same training path). Given several
 values (``--average 1 3 5``) it exports the one with the best greedy BLEU on
 the validation set, the same measure training selects epochs by.
 
+``--ensemble A.pt B.pt ...`` exports one program that decodes with all of the
+given artifacts' models at once (``models/translation/ensemble.py``: the beam
+search ranks by their mean log-probability), as ``translator-lstm-ensemble.pt``;
+the members must share one subword model.
+
+    python -m models.translation.export --ensemble models/artifacts/translator-lstm.pt runs/seed11.pt \
+        --data-dir ../shared/data/multi30k --out models/artifacts/translator-lstm-ensemble.pt
+
 ``--from-artifact PATH`` rebuilds the program around the weights of an exported
 artifact (no training run needed), for when the search program changes and the
 weights do not: its metadata is kept, the version and scores are renewed.
@@ -33,10 +41,11 @@ from typing import Any
 import torch
 
 from models import torchscript
-from models.manifest import ARTIFACTS_DIR, record
+from models.manifest import ARTIFACTS_DIR, record, sha256_of
 from models.training import load_checkpoint
 from models.translation.data import read_pairs
-from models.translation.model import Seq2SeqConfig
+from models.translation.ensemble import Ensemble
+from models.translation.model import Seq2Seq, Seq2SeqConfig
 from models.translation.search import BeamSearch
 from models.translation.tokenizer import SubwordTokenizer
 from models.translation.train import bleu, build_model
@@ -44,6 +53,7 @@ from models.translation.translate import translate_all
 
 NAME = "translator-lstm"
 VERSION = "1.2.0"  # 1.1.0's weights; the program decodes continuously (start, join, advance, finish, drop)
+ENSEMBLE_NAME, ENSEMBLE_VERSION = "translator-lstm-ensemble", "1.0.0"
 
 
 def average_epochs(run: Path, last: int, n: int) -> dict[str, torch.Tensor]:
@@ -77,9 +87,13 @@ def main() -> None:
         "--average", type=int, nargs="+", default=[1], help="average the last N epochs' weights, ending at the best epoch (several: the best on val)"
     )
     ap.add_argument("--from-artifact", type=Path, help="re-export the weights of this artifact (no training run) with the current search program")
+    ap.add_argument("--ensemble", type=Path, nargs="+", help="export one program decoding with these artifacts' models together")
     args = ap.parse_args()
     if args.from_artifact:
         return reexport(args.from_artifact, Path(args.out), args.data_dir)
+    if args.ensemble:
+        out = Path(args.out) if args.out != ap.get_default("out") else ARTIFACTS_DIR / f"{ENSEMBLE_NAME}.pt"
+        return save_scored(*ensemble_of(args.ensemble, args.notes), out, args.data_dir)
 
     run = Path(args.run)
     ck = load_checkpoint(run / "best.pt")
@@ -124,22 +138,56 @@ def save_scored(search: BeamSearch, tok: SubwordTokenizer, meta: dict[str, Any],
 
     meta["scores"] = test_bleu(out, data_dir)
     torchscript.save(program, out, {"spm.model": tok.proto, "meta.json": json.dumps(meta, indent=2)})
-    entry = record(out, {"name": NAME, "task": "translation", "version": VERSION, "pairs": meta["pairs"], "scores": meta["scores"]})
+    entry = record(out, {"name": meta["name"], "task": "translation", "version": meta["version"], "pairs": meta["pairs"], "scores": meta["scores"]})
     print(json.dumps(entry, indent=2))
+
+
+def load_weights(artifact: Path) -> tuple[Seq2Seq | Ensemble, SubwordTokenizer, dict[str, Any]]:
+    """The eager model of an exported artifact (one model or an ensemble), in fp32, with its subword model and metadata."""
+    program, files = torchscript.load(artifact, ["spm.model", "meta.json"])
+    meta = json.loads(files["meta.json"])
+    cfg = Seq2SeqConfig(**meta["config"])
+    members = len(meta.get("members", [])) or 1
+    model: Seq2Seq | Ensemble = Seq2Seq(cfg) if members == 1 else Ensemble([Seq2Seq(cfg) for _ in range(members)])
+    model.load_state_dict({k.removeprefix("model."): v.float() for k, v in program.state_dict().items()})
+    return model, SubwordTokenizer(files["spm.model"]), meta
 
 
 def reexport(artifact: Path, out: Path, data_dir: str) -> None:
     """The weights, subword model and metadata of ``artifact`` in the current search program."""
-    program, files = torchscript.load(artifact, ["spm.model", "meta.json"])
-    meta = json.loads(files["meta.json"])
-    tok = SubwordTokenizer(files["spm.model"])
-    model, search = build_model(tok, Seq2SeqConfig(**meta["config"]))
-    model.load_state_dict({k.removeprefix("model."): v.float() for k, v in program.state_dict().items()})
-    search.eval()
+    model, tok, meta = load_weights(artifact)
+    search = BeamSearch(model, banned=list(tok.lang_ids.values())).eval()
     previous = meta["version"]
-    meta.update(version=VERSION, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), scores=[])
-    meta["notes"] = f"the weights of {NAME} {previous}, re-exported with the continuous-decoding search program"
+    meta.update(version=VERSION if meta["name"] == NAME else ENSEMBLE_VERSION, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), scores=[])
+    meta["notes"] = f"the weights of {meta['name']} {previous}, re-exported with the current search program"
     save_scored(search, tok, meta, out, data_dir)
+
+
+def ensemble_of(artifacts: list[Path], notes: str = "") -> tuple[BeamSearch, SubwordTokenizer, dict[str, Any]]:
+    """One search program over the models of ``artifacts`` (single models sharing one subword model), and its metadata."""
+    loaded = [load_weights(a) for a in artifacts]
+    members = [m for m, _, _ in loaded if isinstance(m, Seq2Seq)]
+    if len(members) != len(loaded):
+        raise SystemExit("--ensemble takes single-model artifacts")
+    tok, first = loaded[0][1], loaded[0][2]
+    if any(t.proto != tok.proto for _, t, _ in loaded):
+        raise SystemExit("the ensemble's members must share one subword model (spm.model)")
+    search = BeamSearch(Ensemble(members), banned=list(tok.lang_ids.values())).eval()
+    meta = {
+        **first,
+        "name": ENSEMBLE_NAME,
+        "version": ENSEMBLE_VERSION,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "parameters": sum(p.numel() for p in search.parameters()),
+        "members": [
+            {"file": a.name, "sha256": sha256_of(a), "version": m["version"], "training": m.get("training", {})}
+            for a, (_, _, m) in zip(artifacts, loaded, strict=True)
+        ],
+        "training": {},
+        "notes": notes or f"ensemble of {len(members)} models: the beam search ranks by their mean log-probability",
+        "scores": [],
+    }
+    return search, tok, meta
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class Seq2Seq(nn.Module):
         self.bridge_h = nn.Linear(2 * He, Hd)
         self.bridge_c = nn.Linear(2 * He, Hd)
         self.input_feeding = cfg.input_feeding
+        self.feed_dim, self.memory_dim, self.state_dim = E, 2 * He, Hd  # widths of o, memory, and h and c (the search reads them)
         self.decoder = nn.LSTM(E + E * int(cfg.input_feeding), Hd, batch_first=True)
         self.attn = nn.Linear(2 * He, Hd, bias=False)  # W_a, applied to the memory once per sentence
         self.out = nn.Linear(2 * He + Hd, E)  # W_o

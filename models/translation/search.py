@@ -35,6 +35,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from models.translation.ensemble import Ensemble
 from models.translation.model import Seq2Seq
 from models.translation.tokenizer import BOS, EOS, PAD, UNK
 
@@ -44,6 +45,7 @@ class Beams(NamedTuple):
 
     sid: Tensor  # (R,) long: the sentence of each row (ids chosen by the caller)
     beam: Tensor  # (R,) long: that sentence's beam size K
+    # widths are per model; an ensemble of M (models/translation/ensemble.py) holds its members' side by side (x M)
     memory: Tensor  # (R, S, 2He) encoder memory
     keys: Tensor  # (R, S, Hd) W_a memory
     mask: Tensor  # (R, S) bool: real source tokens
@@ -80,7 +82,7 @@ def _resize(x: Tensor, dim: int, size: int, value: float) -> Tensor:
 
 
 class BeamSearch(nn.Module):
-    def __init__(self, model: Seq2Seq, banned: list[int], len_a: float = 1.5, len_b: int = 10, alpha: float = 1.0) -> None:
+    def __init__(self, model: Seq2Seq | Ensemble, banned: list[int], len_a: float = 1.5, len_b: int = 10, alpha: float = 1.0) -> None:
         super().__init__()
         self.model = model
         self.len_a = len_a
@@ -111,7 +113,7 @@ class BeamSearch(nn.Module):
             mask.repeat_interleave(K, 0),
             h.repeat_interleave(K, 1),
             c.repeat_interleave(K, 1),
-            memory.new_zeros(B * K, 1, self.model.embed.embedding_dim),
+            memory.new_zeros(B * K, 1, self.model.feed_dim),
             tokens,
             attn,
             scores.view(B * K),
