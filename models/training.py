@@ -30,8 +30,9 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Checkpoints hold tensors and plain data only; nothing else is unpickled."""
-    data: dict[str, Any] = torch.load(path, weights_only=True)
+    """Checkpoints hold tensors and plain data only; nothing else is unpickled. Tensors load on the CPU
+    (a run trained on a GPU exports and resumes anywhere; ``load_state_dict`` copies them to the model's device)."""
+    data: dict[str, Any] = torch.load(path, weights_only=True, map_location="cpu")
     return data
 
 

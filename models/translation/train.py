@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="first N training pairs per language pair (smoke tests)")
     ap.add_argument("--init", default="", help="start from this exported artifact's weights, config and subword model")
     ap.add_argument("--val-limit", type=int, default=0, help="first N validation sentences per pair")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine (make train-translation-gpu)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -124,6 +125,7 @@ def main() -> None:
     if init:
         search.load_state_dict(init[0])
         print(f"initialised from {args.init}", flush=True)
+    model.to(args.device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{len(examples)} training pairs, vocab {len(tok)}, {n_params:,} parameters", flush=True)
@@ -146,8 +148,8 @@ def main() -> None:
         bar = tqdm(total=total, initial=state["batch"], desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", mininterval=5)
         t_saved, loss_sum, n = time.monotonic(), 0.0, 0
         for b in batches[state["batch"] :]:
-            src_ids, src_len = pad([examples[j][0] for j in b], "cpu")
-            tgt_ids, _ = pad([examples[j][1] for j in b], "cpu")
+            src_ids, src_len = pad([examples[j][0] for j in b], args.device)
+            tgt_ids, _ = pad([examples[j][1] for j in b], args.device)
             logits = model(src_ids, src_len, tgt_ids[:, :-1])  # (B, T-1, V)
             gold = tgt_ids[:, 1:].reshape(-1)
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), gold, ignore_index=PAD, label_smoothing=args.label_smoothing)
@@ -167,7 +169,7 @@ def main() -> None:
         model.eval()
         scores = {}
         for lang, (srcs, refs) in val.items():
-            hyps = translate_all(search, tok, srcs, lang, beam_size=1)
+            hyps = translate_all(search, tok, srcs, lang, beam_size=1, device=args.device)
             scores[lang] = bleu(hyps, refs)
         mean_bleu = sum(scores.values()) / len(scores)
         entry = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "val_bleu_greedy": scores, "lr": state["lr"]}
