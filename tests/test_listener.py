@@ -92,7 +92,7 @@ def check_spread(server: Server, what: str) -> None:
     workers = workers_of(server)
     assert len(workers) == 2, [p.cmdline() for p in workers]
     with translating(server):
-        conns = [http.client.HTTPConnection(server.host, server.port, timeout=60) for _ in range(CONNECTIONS)]
+        conns = [http.client.HTTPConnection(server.host, server.port, timeout=180) for _ in range(CONNECTIONS)]
         try:
             for c in conns:  # all connected before any request: they wait in the accept queue(s) together
                 c.connect()
