@@ -48,7 +48,7 @@ from models.translation.ensemble import Ensemble
 from models.translation.model import Seq2Seq, Seq2SeqConfig
 from models.translation.search import BeamSearch
 from models.translation.tokenizer import SubwordTokenizer
-from models.translation.train import bleu, build_model
+from models.translation.train import bleu, build_model, search_of
 from models.translation.translate import translate_all
 
 NAME = "translator-lstm"
@@ -156,7 +156,7 @@ def load_weights(artifact: Path) -> tuple[Seq2Seq | Ensemble, SubwordTokenizer, 
 def reexport(artifact: Path, out: Path, data_dir: str) -> None:
     """The weights, subword model and metadata of ``artifact`` in the current search program."""
     model, tok, meta = load_weights(artifact)
-    search = BeamSearch(model, banned=list(tok.lang_ids.values())).eval()
+    search = search_of(model, tok).eval()
     previous = meta["version"]
     meta.update(version=VERSION if meta["name"] == NAME else ENSEMBLE_VERSION, created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), scores=[])
     meta["notes"] = f"the weights of {meta['name']} {previous}, re-exported with the current search program"
@@ -172,7 +172,7 @@ def ensemble_of(artifacts: list[Path], notes: str = "") -> tuple[BeamSearch, Sub
     tok, first = loaded[0][1], loaded[0][2]
     if any(t.proto != tok.proto for _, t, _ in loaded):
         raise SystemExit("the ensemble's members must share one subword model (spm.model)")
-    search = BeamSearch(Ensemble(members), banned=list(tok.lang_ids.values())).eval()
+    search = search_of(Ensemble(members), tok).eval()
     meta = {
         **first,
         "name": ENSEMBLE_NAME,

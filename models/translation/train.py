@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from models.training import batches_by_length, end_epoch, resume, save_checkpoint
 from models.translation.data import read_lines, read_pairs
+from models.translation.ensemble import Ensemble
 from models.translation.model import Seq2Seq, Seq2SeqConfig
 from models.translation.search import BeamSearch
 from models.translation.tokenizer import EOS, PAD, SubwordTokenizer
@@ -66,9 +67,14 @@ def load_artifact(path: Path) -> tuple[dict[str, torch.Tensor], Seq2SeqConfig, b
     return program.float().state_dict(), Seq2SeqConfig(**config), files["spm.model"]
 
 
+def search_of(model: Seq2Seq | Ensemble, tok: SubwordTokenizer) -> BeamSearch:
+    """The beam search over ``model`` that never emits ``tok``'s language tokens."""
+    return BeamSearch(model, banned=list(tok.lang_ids.values()))
+
+
 def build_model(tok: SubwordTokenizer, cfg: Seq2SeqConfig) -> tuple[Seq2Seq, BeamSearch]:
     model = Seq2Seq(cfg)
-    return model, BeamSearch(model, banned=list(tok.lang_ids.values()))
+    return model, search_of(model, tok)
 
 
 def main() -> None:
