@@ -18,7 +18,7 @@
 | MAX_BATCH_SIZE | 128 | texts per sentiment batch; texts decoded at once by the translator |
 | MAX_LATENCY_MS | 2000 | batching latency budget; queued work older than this is shed (503) |
 | REUSEPORT | on | `on`: each worker accepts on its own SO_REUSEPORT socket, the kernel spreads connections (`service/listener.py`) |
-| TRANSLATION_NICE | 0 | added to the niceness of each worker's translation thread; > 0 lets HTTP work and the sentiment model go first |
+| TRANSLATION_PRIORITY | 5 | -19..19: p > 0 runs the event loop and sentiment thread p nice levels lower, p < 0 the translator (`service/priority.py`) |
 | MAX_IN_FLIGHT | 256 | requests admitted per worker at once; more get 429 |
 | REQUEST_TIMEOUT_S | 25 | per-request deadline (504 after it); also bounds the drain on SIGTERM, so keep it under the termination grace period |
 | RETRY_AFTER_S | 1 | the `Retry-After` sent with 429/503 |
@@ -41,7 +41,7 @@ from models.manifest import ARTIFACTS_DIR
 GPU_DTYPES = ("float16", "float32")
 
 
-def _int(name: str, default: int, minimum: int = 1) -> int:
+def _int(name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -51,6 +51,8 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
         raise SystemExit(f"environment variable {name}={raw!r} is not an integer") from None
     if value < minimum:
         raise SystemExit(f"environment variable {name}={raw!r} must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise SystemExit(f"environment variable {name}={raw!r} must be <= {maximum}")
     return value
 
 
@@ -90,7 +92,7 @@ class Settings:
     max_batch_size: int
     max_latency_ms: int
     max_in_flight: int
-    translation_nice: int
+    translation_priority: int
     reuseport: bool
     request_timeout_s: int
     retry_after_s: int
@@ -172,7 +174,7 @@ def load_settings() -> Settings:
         max_batch_size=_int("MAX_BATCH_SIZE", 128),
         max_latency_ms=_int("MAX_LATENCY_MS", 2000),
         max_in_flight=_int("MAX_IN_FLIGHT", 256),
-        translation_nice=_int("TRANSLATION_NICE", 0, minimum=0),
+        translation_priority=_int("TRANSLATION_PRIORITY", 5, minimum=-19, maximum=19),
         reuseport=_on_off("REUSEPORT", True),
         request_timeout_s=_int("REQUEST_TIMEOUT_S", 25),
         retry_after_s=_int("RETRY_AFTER_S", 1),

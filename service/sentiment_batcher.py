@@ -21,6 +21,7 @@ from service.http_guard import Call
 from service.inference import SentimentClassifier
 from service.jobs import JobQueue
 from service.metrics import Metrics
+from service.priority import lower_this_thread, name_this_thread
 from service.schemas import SentimentRequest
 from service.streams import on_own_stream
 
@@ -28,8 +29,9 @@ log = logging.getLogger("lstm_service")
 
 
 class SentimentBatcher:
-    def __init__(self, model: SentimentClassifier, metrics: Metrics, max_batch_size: int, max_wait_s: float, batching: bool = True) -> None:
+    def __init__(self, model: SentimentClassifier, metrics: Metrics, max_batch_size: int, max_wait_s: float, batching: bool = True, nice: int = 0) -> None:
         self.model, self.metrics = model, metrics
+        self.nice = nice  # added to this thread's niceness (service/priority.py)
         self.max_batch_size = max_batch_size
         self.name = model.meta["name"]
         self.max_jobs = None if batching else 1  # BATCHING=off: one request per model call
@@ -42,6 +44,8 @@ class SentimentBatcher:
         return await self.queue.submit(request, call)
 
     def _run(self) -> None:
+        name_this_thread("lstm-sentiment")
+        lower_this_thread(self.nice)
         with on_own_stream(self.model.device), torch.inference_mode():
             while True:
                 batch = self.queue.take(self.max_batch_size, block=True, max_jobs=self.max_jobs)

@@ -29,7 +29,7 @@ import torch
 from bentoml.validators import ContentType
 
 from models.manifest import verify as verify_artifact
-from service import listener, warmup
+from service import listener, priority, warmup
 from service.auth import APIKeyAuth
 from service.config import settings
 from service.http_guard import HTTPGuard, call_of, quiet_refusals
@@ -78,10 +78,15 @@ class LSTMService:
             self.metrics.model_info.labels(m["name"], m["task"], m["version"], model.sha256, model.device).set(1)
             log.info("loaded %s %s on %s (%s) with %d threads", m["name"], m["version"], model.device, model.dtype, settings.torch_threads)
         max_wait_s = settings.max_latency_ms / 1000
-        self.sentiment_batcher = SentimentBatcher(sentiment, self.metrics, settings.max_batch_size, max_wait_s, settings.batching)
-        self.translation_batcher = TranslationBatcher(
-            translation, self.metrics, settings.max_batch_size, max_wait_s, settings.batching, settings.translation_nice
+        # Which model goes first when both are busy (TRANSLATION_PRIORITY, service/priority.py): this thread is the event loop.
+        p = settings.translation_priority
+        self.sentiment_batcher = SentimentBatcher(
+            sentiment, self.metrics, settings.max_batch_size, max_wait_s, settings.batching, priority.http_and_sentiment_nice(p)
         )
+        self.translation_batcher = TranslationBatcher(
+            translation, self.metrics, settings.max_batch_size, max_wait_s, settings.batching, priority.translation_nice(p)
+        )
+        priority.lower_this_thread(priority.http_and_sentiment_nice(p))  # after both threads started: they set their own
         # The models, torch and BentoML leave ~10^6 objects that Python's oldest GC generation rescans now and then:
         # 200-270 ms pauses, the whole p99 at 64 connections. Freezing them after start-up exempts them (docs/performance.md).
         gc.collect()

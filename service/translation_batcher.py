@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from service.http_guard import Call
 from service.inference import TranslationModel, translation_result
 from service.jobs import Job, JobQueue
 from service.metrics import Metrics
+from service.priority import lower_this_thread, name_this_thread
 from service.schemas import TranslateRequest
 from service.streams import on_own_stream
 
@@ -58,7 +58,7 @@ class Sentence:
 class TranslationBatcher:
     def __init__(self, model: TranslationModel, metrics: Metrics, max_live: int, max_wait_s: float, batching: bool = True, nice: int = 0) -> None:
         self.model, self.metrics = model, metrics
-        self.nice = nice  # added to this thread's niceness: > 0 lets HTTP work and the sentiment model go first on a busy CPU
+        self.nice = nice  # added to this thread's niceness (service/priority.py)
         self.max_live = max_live  # texts decoded at once (MAX_BATCH_SIZE)
         self.batching = batching  # off: one request at a time, decoded to the end
         self.queue: JobQueue[TranslateRequest] = JobQueue(max_wait_s)
@@ -72,9 +72,8 @@ class TranslationBatcher:
         return await self.queue.submit(request, call)
 
     def _run(self) -> None:
-        if self.nice:
-            tid = threading.get_native_id()  # Linux: the niceness of one thread
-            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
+        name_this_thread("lstm-translate")
+        lower_this_thread(self.nice)
         with on_own_stream(self.model.device), torch.inference_mode():
             live: dict[int, Sentence] = {}  # by sentence id
             state: Any = None
