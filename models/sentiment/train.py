@@ -1,11 +1,13 @@
 """Train the BiLSTM sentiment classifier on SST-2.
 
     python -m models.sentiment.train --data-dir ../shared/data/sst2 --out runs/sentiment \
-        [--teacher runs/teacher/model]
+        [--teacher runs/teacher/model [runs/teacher-s1/model ...]]
 
 Embeddings start from GloVe 6B-50d. With ``--teacher`` (a fine-tuned encoder from
 ``models.sentiment.teacher``) the loss adds distillation: the student matches the
-teacher's logits (MSE) on the training phrases and on augmented sentences.
+teacher's logits (MSE) on the training phrases and on augmented sentences. Given
+several teachers (an ensemble: other seeds or longer fine-tuning), it matches the
+mean of their logits.
 
 Resumable: ``{out}/last.pt`` is written every ``--checkpoint-minutes`` and at each
 epoch end; rerunning the same command continues from it. ``{out}/best.pt`` holds the
@@ -47,25 +49,27 @@ def accuracy(model: BiLSTMClassifier, seqs: list[list[int]], labels: list[int], 
     return correct / len(seqs)
 
 
-def teacher_targets(out: Path, teacher: str, texts: list[list[str]]) -> torch.Tensor:
-    """Teacher logits for token lists, cached in ``{out}/teacher_logits.pt``."""
-    cache = out / "teacher_logits.pt"
-    if cache.exists():
-        cached = torch.load(cache, weights_only=True)
-        if cached.size(0) == len(texts):
-            return cached
+def teacher_targets(out: Path, teachers: list[str], texts: list[list[str]]) -> torch.Tensor:
+    """The mean of the teachers' logits for token lists; each teacher's are cached in ``{out}/teacher_logits-{i}.pt``."""
     from models.sentiment.teacher import teacher_logits
 
-    logits = teacher_logits([" ".join(t).replace("<unk>", "[UNK]") for t in texts], teacher)
-    torch.save(logits, cache)
-    return logits
+    joined = [" ".join(t).replace("<unk>", "[UNK]") for t in texts]
+    each = []
+    for i, teacher in enumerate(teachers):
+        cache = out / f"teacher_logits-{i}.pt"
+        cached = torch.load(cache, weights_only=True) if cache.exists() else None
+        if cached is None or cached["teacher"] != str(teacher) or cached["logits"].size(0) != len(texts):
+            cached = {"teacher": str(teacher), "logits": teacher_logits(joined, teacher)}
+            torch.save(cached, cache)
+        each.append(cached["logits"])
+    return torch.stack(each).mean(0)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", required=True, help="folder with SST-2 train.tsv and dev.tsv")
     ap.add_argument("--out", default="runs/sentiment")
-    ap.add_argument("--teacher", help="fine-tuned teacher folder (enables distillation)")
+    ap.add_argument("--teacher", nargs="+", help="fine-tuned teacher folder(s) (enables distillation; several: their mean logits)")
     ap.add_argument("--augment-copies", type=int, default=4, help="augmented copies per training sentence (with --teacher)")
     ap.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label loss vs distillation")
     ap.add_argument("--glove-words", type=int, default=30000, help="frequent GloVe words added to the vocabulary")
