@@ -19,6 +19,7 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -107,27 +108,40 @@ class JobQueue(Generic[R]):
     def __len__(self) -> int:
         return len(self._jobs)
 
+    def lanes_waiting(self, lane: Callable[[R], int]) -> set[int]:
+        """The lanes (see ``take_lanes``) that queued jobs wait for."""
+        with self._ready:
+            return {lane(job.request) for job in self._jobs if not job.abandoned}
+
     def take(self, room: int, block: bool, max_jobs: int | None = None) -> list[Taken[R]]:
         """Up to ``room`` texts, oldest job first (at most ``max_jobs`` jobs); with ``block``, waits until there are some."""
-        taken: list[Taken[R]] = []
+        return self.take_lanes([room], lambda _: 0, block, max_jobs)
+
+    def take_lanes(self, rooms: list[int], lane: Callable[[R], int], block: bool, max_jobs: int | None = None) -> list[Taken[R]]:
+        """Texts for several running batches (lanes): a job goes to lane ``lane(request)``, which takes up to
+        ``rooms[lane]`` texts, oldest job first. A job that does not fit its lane waits there without holding back the
+        other lane's jobs. With ``block``, waits until there are some texts to take."""
         with self._ready:
             while True:
                 now = time.perf_counter()
-                while self._jobs and room > 0 and (max_jobs is None or len(taken) < max_jobs):
-                    job = self._jobs[0]
+                room = list(rooms)
+                taken: list[Taken[R]] = []
+                waiting: deque[Job[R]] = deque()
+                for job in self._jobs:
                     if job.abandoned:
-                        self._jobs.popleft()  # nobody reads the answer: no model time for it
-                        continue
+                        continue  # nobody reads the answer: no model time for it
                     if job.taken == 0 and now - job.received >= self.max_wait_s:
-                        self._jobs.popleft()
                         job.fail(ServiceUnavailable("the service is overloaded and shed this request; retry after the Retry-After delay"))
                         continue
-                    n = min(room, len(job.request.texts) - job.taken)
-                    taken.append(Taken(job, job.taken, job.taken + n))
-                    job.taken += n
-                    room -= n
-                    if job.taken == len(job.request.texts):
-                        self._jobs.popleft()
+                    k = lane(job.request)
+                    if room[k] > 0 and (max_jobs is None or len(taken) < max_jobs):
+                        n = min(room[k], len(job.request.texts) - job.taken)
+                        taken.append(Taken(job, job.taken, job.taken + n))
+                        job.taken += n
+                        room[k] -= n
+                    if job.taken < len(job.request.texts):
+                        waiting.append(job)
+                self._jobs = waiting
                 if taken or not block:
                     return taken
                 self._ready.wait()

@@ -18,6 +18,20 @@ Sentences of any beam size and target language share each decoder call. A
 sentence decodes the same tokens as it would alone. Each ``advance`` call is
 sized to last about ``CALL_SECONDS`` when nobody is waiting (several steps per
 call keep the Python overhead small) and one step when a request waits to join.
+
+**Two lanes.** A decoder step costs about in proportion to the hypotheses (rows)
+it advances, so a one-caption request that shares the decode with two
+32-caption beam-4 requests (256 rows) would step at their pace: ~25 ms a step
+on one CPU core, ~400 ms for a caption. Requests of at most ``SHORT_ROWS``
+rows (texts × beam size) therefore decode in a lane of their own, a second
+running decode. The loop shares the thread's time between the busy lanes
+fairly: the next ``advance`` call goes to the lane that has had the least
+decoding time so far (a lane that becomes busy starts level with the others).
+One step of a 256-row long lane can take ~80 ms on one core; the short lane
+then gets ~80 ms of its own small steps, enough to finish a caption, so a short
+request waits for at most about one long step plus its own decode. The long
+lane has all the time when no short request is live; uniform traffic uses one
+lane. ``MAX_BATCH_SIZE`` counts the texts live in each lane.
 """
 
 from __future__ import annotations
@@ -26,7 +40,7 @@ import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -44,6 +58,8 @@ log = logging.getLogger("lstm_service")
 
 CALL_SECONDS = 0.01  # target duration of one advance() call while nobody waits to join
 MAX_STEPS_PER_CALL = 16
+SHORT_ROWS = 8  # requests of at most this many hypotheses (texts x beam size) decode in the short lane
+SHORT_SHARE = 0.5  # the short lane's share of the decoding time while both lanes are busy
 
 
 @dataclass(frozen=True)
@@ -55,11 +71,27 @@ class Sentence:
     src: list[int]
 
 
+@dataclass
+class Lane:
+    """One running decode: the program's state, its live sentences by id, and the size of its next ``advance`` call."""
+
+    state: Any = None
+    live: dict[int, Sentence] = field(default_factory=dict)
+    steps: int = 1  # decoder steps per advance call, sized to last about CALL_SECONDS
+    share: float = 1.0  # its share of the time while both lanes are busy
+    used: float = 0.0  # seconds of advance calls so far / share: the lane with less goes next
+
+
+def lane_of(request: TranslateRequest) -> int:
+    """0: the short lane (at most SHORT_ROWS hypotheses), 1: the long lane."""
+    return 0 if len(request.texts) * request.beam_size <= SHORT_ROWS else 1
+
+
 class TranslationBatcher:
     def __init__(self, model: TranslationModel, metrics: Metrics, max_live: int, max_wait_s: float, batching: bool = True, nice: int = 0) -> None:
         self.model, self.metrics = model, metrics
         self.nice = nice  # added to this thread's niceness (service/priority.py)
-        self.max_live = max_live  # texts decoded at once (MAX_BATCH_SIZE)
+        self.max_live = max_live  # texts decoded at once in each lane (MAX_BATCH_SIZE)
         self.batching = batching  # off: one request at a time, decoded to the end
         self.queue: JobQueue[TranslateRequest] = JobQueue(max_wait_s)
         self.name = model.meta["name"]
@@ -72,73 +104,94 @@ class TranslationBatcher:
         return await self.queue.submit(request, call)
 
     def _run(self) -> None:
-        name_this_thread("lstm-translate")
         lower_this_thread(self.nice)
+        name_this_thread("lstm-translate")
         with on_own_stream(self.model.device), torch.inference_mode():
-            live: dict[int, Sentence] = {}  # by sentence id
-            state: Any = None
-            steps = 1
+            lanes = self._lanes()
             while True:
                 try:
-                    state = self._admit(state, live)
-                    state = self._drop_abandoned(state, live)
-                    if not live:
-                        state = None
+                    idle = [not lane.live for lane in lanes]
+                    self._admit(lanes)
+                    for lane in lanes:
+                        self._drop_abandoned(lane)
+                    busy = [k for k, lane in enumerate(lanes) if lane.live]
+                    if not busy:
+                        lanes = self._lanes()
                         continue
-                    start = time.perf_counter()
-                    waiting = len(self.queue) > 0 and len(live) < self.max_live
-                    state = self.model.program.advance(state, 1 if waiting else steps)
-                    done, state = self.model.program.finish(state)
-                    seconds = time.perf_counter() - start
-                    if not waiting:
-                        steps = max(1, min(MAX_STEPS_PER_CALL, round(steps * CALL_SECONDS / max(seconds, 1e-6))))
-                    self.metrics.observe_decode_call(self.name, seconds, [len(s.src) for s in live.values()])
-                    self._answer(done, live)
+                    for k in busy:  # a lane that just became busy starts level with the others: no credit for its idle time
+                        if idle[k]:
+                            lanes[k].used = max([lanes[k].used] + [lanes[j].used for j in busy if not idle[j]])
+                    k = min(busy, key=lambda j: lanes[j].used)  # the lane that has had the least decoding time goes next
+                    queued = self.queue.lanes_waiting(lane_of) if len(self.queue) else set()
+                    self._advance(lanes[k], waiting=k in queued and len(lanes[k].live) < self.max_live)
                 except Exception as e:  # answer the live requests with the error; keep serving the next ones
                     log.exception("translation decode failed")
-                    for job in {s.job for s in live.values()}:
+                    for job in {s.job for lane in lanes for s in lane.live.values()}:
                         job.fail(e)
-                    live.clear()
-                    state = None
+                    lanes = self._lanes()
 
-    def _admit(self, state: Any, live: dict[int, Sentence]) -> Any:
-        """Add waiting texts to the running decode (blocking while nothing is live)."""
+    @staticmethod
+    def _lanes() -> list[Lane]:
+        return [Lane(share=SHORT_SHARE), Lane(share=1 - SHORT_SHARE)]  # short, long
+
+    @staticmethod
+    def _live(lanes: list[Lane]) -> int:
+        return sum(len(lane.live) for lane in lanes)
+
+    def _advance(self, lane: Lane, waiting: bool) -> None:
+        """One advance + finish call of ``lane``: a few steps (one while a request waits to join); complete sentences answered."""
+        start = time.perf_counter()
+        lane.state = self.model.program.advance(lane.state, 1 if waiting else lane.steps)
+        done, lane.state = self.model.program.finish(lane.state)
+        seconds = time.perf_counter() - start
+        lane.used += seconds / lane.share
+        if not waiting:
+            lane.steps = max(1, min(MAX_STEPS_PER_CALL, round(lane.steps * CALL_SECONDS / max(seconds, 1e-6))))
+        self.metrics.observe_decode_call(self.name, seconds, [len(s.src) for s in lane.live.values()])
+        self._answer(done, lane.live)
+
+    def _admit(self, lanes: list[Lane]) -> None:
+        """Add waiting texts to the running decodes, each to its request's lane, while the lane has fewer than
+        MAX_BATCH_SIZE texts live (blocking while nothing is live): a full long lane does not hold short requests back."""
+        live = self._live(lanes)
         if self.batching:
-            taken = self.queue.take(self.max_live - len(live), block=not live)
+            rooms = [self.max_live - len(lane.live) for lane in lanes]
+            taken = self.queue.take_lanes(rooms, lane_of, block=live == 0)
         else:
-            taken = self.queue.take(self.max_live, block=True, max_jobs=1) if not live else []
+            taken = self.queue.take(self.max_live, block=True, max_jobs=1) if live == 0 else []
         if not taken:
-            return state
+            return
         now = time.perf_counter()
-        by_beam: dict[int, list[tuple[int, Sentence]]] = {}
+        groups: dict[tuple[int, int], list[tuple[int, Sentence]]] = {}  # by (lane, beam size)
         for part in taken:
             if part.start == 0:
                 self.metrics.batch_wait_seconds.labels(self.name).observe(now - part.job.received)
+            request = part.job.request
             for index in range(part.start, part.stop):
-                sentence = Sentence(part.job, index, source_ids(self.model.tok, part.job.request.texts[index]))
+                sentence = Sentence(part.job, index, source_ids(self.model.tok, request.texts[index]))
                 self.metrics.input_tokens.labels(self.name).observe(len(sentence.src))
-                by_beam.setdefault(part.job.request.beam_size, []).append((next(self.sids), sentence))
-        for beam, sentences in sorted(by_beam.items()):
-            state = self._start(state, beam, sentences)
-            live.update(sentences)
-        return state
+                groups.setdefault((lane_of(request), request.beam_size), []).append((next(self.sids), sentence))
+        for (lane, beam), sentences in sorted(groups.items()):
+            self._start(lanes[lane], beam, sentences)
 
-    def _start(self, state: Any, beam: int, sentences: list[tuple[int, Sentence]]) -> Any:
+    def _start(self, lane: Lane, beam: int, sentences: list[tuple[int, Sentence]]) -> None:
+        """Encode ``sentences`` (one beam size) and add their hypotheses to ``lane``'s decode."""
         device = self.model.device
         ids, lengths = pad([s.src for _, s in sentences], device)
         langs = torch.tensor([self.model.tok.lang_ids[s.job.request.target] for _, s in sentences], device=device)
         sids = torch.tensor([sid for sid, _ in sentences], device=device)
         keep = torch.tensor([s.job.request.alignment for _, s in sentences], device=device)
         new = self.model.program.start(ids, lengths, langs, beam, sids, keep)
-        return new if state is None else self.model.program.join(state, new)
+        lane.state = new if lane.state is None else self.model.program.join(lane.state, new)
+        lane.live.update(sentences)
 
-    def _drop_abandoned(self, state: Any, live: dict[int, Sentence]) -> Any:
-        gone = [sid for sid, s in live.items() if s.job.abandoned]
+    def _drop_abandoned(self, lane: Lane) -> None:
+        gone = [sid for sid, s in lane.live.items() if s.job.abandoned]
         if not gone:
-            return state
+            return
         for sid in gone:
-            del live[sid]
-        return self.model.program.drop(state, torch.tensor(gone, device=self.model.device))
+            del lane.live[sid]
+        lane.state = self.model.program.drop(lane.state, torch.tensor(gone, device=self.model.device))
 
     def _answer(self, done: Any, live: dict[int, Sentence]) -> None:
         """Answer the texts that completed; a request resolves once all its texts are answered."""

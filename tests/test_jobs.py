@@ -103,3 +103,23 @@ def test_take_blocks_until_a_request_arrives() -> None:
         assert spans(await taking) == [(id(j), 0, 1)]
 
     asyncio.run(main())
+
+
+def test_a_full_lane_does_not_hold_back_the_other_lanes_requests() -> None:
+    """take_lanes (the translator's two running decodes): each job goes to its lane, oldest first within the lane;
+    a long request waiting for room in its lane lets a later short request through."""
+
+    async def main() -> None:
+        q: JobQueue[SentimentRequest] = JobQueue(max_wait_s=60)
+        long1, long2, short1, short2 = job(6), job(6), job(1), job(2)
+        for j in (long1, long2, short1, short2):
+            q.put(j)
+        lane = lambda r: 1 if len(r.texts) > 2 else 0  # noqa: E731
+        assert q.lanes_waiting(lane) == {0, 1}
+        assert spans(q.take_lanes([2, 8], lane, block=False)) == [(id(long1), 0, 6), (id(long2), 0, 2), (id(short1), 0, 1), (id(short2), 0, 1)]
+        assert q.lanes_waiting(lane) == {0, 1}  # long2 and short2 wait for room in their lanes
+        assert spans(q.take_lanes([0, 0], lane, block=False)) == []
+        assert spans(q.take_lanes([5, 0], lane, block=False)) == [(id(short2), 1, 2)]
+        assert q.lanes_waiting(lane) == {1} and len(q) == 1
+
+    asyncio.run(main())
