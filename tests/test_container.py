@@ -231,8 +231,8 @@ def test_prometheus_scrapes_the_service_by_its_compose_name_and_loads_the_rules(
     while time.monotonic() < deadline:
         try:
             targets = prometheus(stack, "/api/v1/targets")["activeTargets"]
-            target = next(t for t in targets if t["labels"]["job"] == render_alerts.JOB)
-            if target["health"] == "up":
+            target = next((t for t in targets if t["labels"]["job"] == render_alerts.JOB), {})  # none until the config is loaded
+            if target.get("health") == "up":
                 break
         except OSError:
             pass
