@@ -9,7 +9,7 @@ Request flow, top to bottom:
     -> the API method below hands the request and its ``Call`` (read from the ASGI scope) to its model's batcher
     -> the model's own thread batches the texts of concurrent requests and runs the TorchScript program:
        sentiment (``service.sentiment_batcher``): what waits when the model is free is the next batch;
-       translation (``service.translation_batcher``): texts join and leave one running decode, step by step
+       translation (``service.translation_batcher``): texts join and leave a running decode step by step (short requests in a lane of their own)
     -> results, one per text, in order.
 
 Each worker process (``WORKERS``, one per core by default) holds both models and
