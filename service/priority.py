@@ -47,10 +47,6 @@ def lower_this_thread(by: int) -> None:
     os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + by)
 
 
-def this_thread_niceness() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-
 def http_and_sentiment_nice(translation_priority: int) -> int:
     """Niceness added to the event loop and the sentiment thread."""
     return max(translation_priority, 0)

@@ -21,14 +21,14 @@ call keep the Python overhead small) and one step when a request waits to join.
 
 **Two lanes.** A decoder step costs about in proportion to the hypotheses (rows)
 it advances, so a one-caption request that shares the decode with two
-32-caption beam-4 requests (256 rows) would step at their pace: ~25 ms a step
-on one CPU core, ~400 ms for a caption. Requests of at most ``SHORT_ROWS``
+32-caption beam-4 requests (256 rows) would step at their pace: ~70 ms a step
+on one CPU core, about a second for a caption. Requests of at most ``SHORT_ROWS``
 rows (texts × beam size) therefore decode in a lane of their own, a second
 running decode. The loop shares the thread's time between the busy lanes
 fairly: the next ``advance`` call goes to the lane that has had the least
 decoding time so far (a lane that becomes busy starts level with the others).
-One step of a 256-row long lane can take ~80 ms on one core; the short lane
-then gets ~80 ms of its own small steps, enough to finish a caption, so a short
+After one step of the 256-row long lane the short lane
+gets as much time, ~70 ms, of its own small steps, enough to finish a caption, so a short
 request waits for at most about one long step plus its own decode. The long
 lane has all the time when no short request is live; uniform traffic uses one
 lane. ``MAX_BATCH_SIZE`` counts the texts live in each lane.
@@ -59,7 +59,6 @@ log = logging.getLogger("lstm_service")
 CALL_SECONDS = 0.01  # target duration of one advance() call while nobody waits to join
 MAX_STEPS_PER_CALL = 16
 SHORT_ROWS = 8  # requests of at most this many hypotheses (texts x beam size) decode in the short lane
-SHORT_SHARE = 0.5  # the short lane's share of the decoding time while both lanes are busy
 
 
 @dataclass(frozen=True)
@@ -78,8 +77,7 @@ class Lane:
     state: Any = None
     live: dict[int, Sentence] = field(default_factory=dict)
     steps: int = 1  # decoder steps per advance call, sized to last about CALL_SECONDS
-    share: float = 1.0  # its share of the time while both lanes are busy
-    used: float = 0.0  # seconds of advance calls so far / share: the lane with less goes next
+    used: float = 0.0  # seconds of advance calls so far: the lane with less goes next
 
 
 def lane_of(request: TranslateRequest) -> int:
@@ -107,16 +105,18 @@ class TranslationBatcher:
         lower_this_thread(self.nice)
         name_this_thread("lstm-translate")
         with on_own_stream(self.model.device), torch.inference_mode():
-            lanes = self._lanes()
+            lanes = [Lane(), Lane()]  # short, long
             while True:
                 try:
                     idle = [not lane.live for lane in lanes]
                     self._admit(lanes)
                     for lane in lanes:
                         self._drop_abandoned(lane)
+                        if not lane.live:
+                            lane.state = None  # a drained lane starts its next decode afresh
                     busy = [k for k, lane in enumerate(lanes) if lane.live]
                     if not busy:
-                        lanes = self._lanes()
+                        lanes = [Lane(), Lane()]
                         continue
                     for k in busy:  # a lane that just became busy starts level with the others: no credit for its idle time
                         if idle[k]:
@@ -128,11 +128,7 @@ class TranslationBatcher:
                     log.exception("translation decode failed")
                     for job in {s.job for lane in lanes for s in lane.live.values()}:
                         job.fail(e)
-                    lanes = self._lanes()
-
-    @staticmethod
-    def _lanes() -> list[Lane]:
-        return [Lane(share=SHORT_SHARE), Lane(share=1 - SHORT_SHARE)]  # short, long
+                    lanes = [Lane(), Lane()]
 
     @staticmethod
     def _live(lanes: list[Lane]) -> int:
@@ -144,7 +140,7 @@ class TranslationBatcher:
         lane.state = self.model.program.advance(lane.state, 1 if waiting else lane.steps)
         done, lane.state = self.model.program.finish(lane.state)
         seconds = time.perf_counter() - start
-        lane.used += seconds / lane.share
+        lane.used += seconds
         if not waiting:
             lane.steps = max(1, min(MAX_STEPS_PER_CALL, round(lane.steps * CALL_SECONDS / max(seconds, 1e-6))))
         self.metrics.observe_decode_call(self.name, seconds, [len(s.src) for s in lane.live.values()])
