@@ -87,3 +87,20 @@ def test_service_refuses_to_start_on_an_altered_artifact(tmp_path: Path) -> None
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert f"artifact {copy} does not match" in proc.stderr and "expected sha256" in proc.stderr
+
+
+@pytest.mark.skipif(DEVICE != "cpu", reason="oneDNN is the CPU's path; CUDA runs cuDNN")
+def test_cpu_lstms_run_on_pytorchs_own_kernels(clf) -> None:  # type: ignore[no-untyped-def]
+    """oneDNN's RNN op re-packs the weights on every call, which costs more than a decoder step
+    (models/torchscript.py): after loading, neither model's LSTMs go through it."""
+    from torch.profiler import profile
+
+    from service.inference import load_translator
+
+    tr = load_translator("en", "de")
+    with profile() as p:
+        clf.predict(["a gorgeous, witty, seductive movie."])
+        tr.translate(["A dog runs."], beam_size=2)
+    ops = {e.key for e in p.key_averages()}
+    assert "aten::lstm" in ops
+    assert not any("mkldnn_rnn" in op for op in ops)
