@@ -115,8 +115,9 @@ class TranslationBatcher:
                         if not lane.live:
                             lane.state = None  # a drained lane starts its next decode afresh
                     busy = [k for k, lane in enumerate(lanes) if lane.live]
-                    if not busy:
-                        lanes = [Lane(), Lane()]
+                    if not busy:  # both lanes drained: their times restart; each keeps its call size for the next decode
+                        for lane in lanes:
+                            lane.used = 0.0
                         continue
                     for k in busy:  # a lane that just became busy starts level with the others: no credit for its idle time
                         if idle[k]:
