@@ -91,7 +91,7 @@ def test_service_refuses_to_start_on_an_altered_artifact(tmp_path: Path) -> None
 
 @pytest.mark.skipif(DEVICE != "cpu", reason="oneDNN is the CPU's path; CUDA runs cuDNN")
 def test_cpu_lstms_run_on_pytorchs_own_kernels(clf) -> None:  # type: ignore[no-untyped-def]
-    """oneDNN's RNN op re-packs the weights on every call, which costs more than a decoder step
+    """oneDNN's RNN op costs several times a decoder step's matrix products at a few rows
     (models/torchscript.py): after loading, neither model's LSTMs go through it."""
     from torch.profiler import profile
 
