@@ -50,7 +50,6 @@ those (about 10 minutes; ``--quick`` for a shorter smoke run), into
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -69,7 +68,6 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import mixed, openloop, wrk
-from loadtests.machine import cpu_speed
 from loadtests.mixed import Load, json_body, windows
 from loadtests.profile import profile_summary
 from loadtests.server import ROOT, ServerProcess, ServiceProcess
@@ -321,7 +319,6 @@ class Point:
     requests_per_model_call: float | None = None
     run: int = 0  # the repeatability scenario: which of its runs
     startup_s: float | None = None  # measured right after a fresh start that took this long (start to ready)
-    machine: float | None = None  # the repeatability scenario: the machine's speed just before the run (loadtests/machine.py)
 
 
 def window(args: argparse.Namespace, latency: tuple[float, int], concurrency: int) -> float:
@@ -482,18 +479,16 @@ def run_repeat(args: argparse.Namespace, systems: list[System], group_steps: lis
     for run in range(1, mixed.REPEAT_RUNS + 1):
         for s in systems[run % len(systems) :] + systems[: run % len(systems)]:
             done += 1
-            speed = cpu_speed()  # every system frozen: the machine alone
             (p,) = measure_together(s, [running], args.duration, run=run)
-            points.append(dataclasses.replace(p, machine=speed))
-            print(_progress(f"{done}/{n}", s, p) + f", machine {speed:.0f} M loops/s", flush=True)
+            points.append(p)
+            print(_progress(f"{done}/{n}", s, p), flush=True)
     for run in range(1, mixed.REPEAT_RUNS + 1):
         for s in systems[run % len(systems) :] + systems[: run % len(systems)]:
             done += 1
-            speed = cpu_speed()
             startup = s.restart()  # the other systems stay frozen meanwhile
             (p,) = measure_together(s, [restarted], args.duration, run=run, startup_s=startup)
-            points.append(dataclasses.replace(p, machine=speed))
-            print(_progress(f"{done}/{n}", s, p) + f", machine {speed:.0f} M loops/s", flush=True)
+            points.append(p)
+            print(_progress(f"{done}/{n}", s, p), flush=True)
 
 
 @dataclass
@@ -753,8 +748,6 @@ def continuous_targets(points: list[Point], existing: Sequence[str], new: str = 
         if len(ra) >= 2:
             lo, _, hi, r = spread([p.rps for p in ra])
             before = f" (static batching: {spread([p.rps for p in rb])[3]:.2f}x)" if len(rb) >= 2 else ""
-            if all(p.machine for p in ra):  # the verdict stays on req/s; this says how much of the spread was the machine's
-                before += f"; per machine speed {spread([p.rps / p.machine for p in ra if p.machine])[3]:.2f}x"
             result = (f"{hi:.0f} / {lo:.0f} req/s = **{r:.2f}x**{before}", r <= 1.15)
         out.append(judged(name, "<= 1.15x", ra + rb, result))
     pairs = [(p, q) for p in points if p.scenario in existing and p.system == new and p.ok and (q := find(points, p.scenario, old, p.concurrency)) and q.ok]
@@ -850,15 +843,11 @@ def continuous_section(points: list[Point], systems: list[System], existing: Seq
         f"### Repeatability: one-text sentiment, 64 connections, {mixed.REPEAT_RUNS} runs",
         "",
         "Against one running service (after a warm-up), and against a freshly started one each run (stop, start, wait until "
-        "every worker is ready, measure at once: no warm-up). *machine*: the machine's speed just before each run, every "
-        "server frozen (`loadtests/machine.py`: a fixed Python loop on every core at once, % of the median of all runs here); "
-        "*per machine speed*: the spread of req/s divided by it, what is left when the machine's drift is taken out.",
+        "every worker is ready, measure at once: no warm-up).",
         "",
-        "| system | service | req/s, run by run | min | median | max | max/min | machine, run by run | per machine speed, max/min "
-        "| p99 ms, min / median / max | errors | start to ready, s |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | --- |",
+        "| system | service | req/s, run by run | min | median | max | max/min | p99 ms, min / median / max | errors | start to ready, s |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",
     ]
-    speeds = [p.machine for p in points if p.scenario.startswith("repeat-") and p.machine]
     for scenario, what in (("repeat-running", "running"), ("repeat-restarted", "fresh each run")):
         for s in compared:
             rs = runs(points, scenario, s.key)
@@ -867,12 +856,9 @@ def continuous_section(points: list[Point], systems: list[System], existing: Seq
             lo, med, hi, r = spread([p.rps for p in rs])
             plo, pmed, phi, _ = spread([p.p99_ms for p in rs])
             startup = " / ".join(f"{p.startup_s:.0f}" for p in rs if p.startup_s is not None) or "-"
-            probed = speeds and all(p.machine for p in rs)
-            drift = ", ".join(f"{100 * p.machine / statistics.median(speeds):.0f}%" for p in rs if p.machine) if probed else "-"
-            steady = f"{spread([p.rps / p.machine for p in rs if p.machine])[3]:.2f}x" if probed else "-"
             text.append(
                 f"| {s.label} | {what} | {', '.join(f'{p.rps:.0f}' for p in rs)} | {lo:.0f} | {med:.0f} | {hi:.0f} | {r:.2f}x | "
-                f"{drift} | {steady} | {plo:.0f} / {pmed:.0f} / {phi:.0f} | {sum(p.errors for p in rs)} | {startup} |"
+                f"{plo:.0f} / {pmed:.0f} / {phi:.0f} | {sum(p.errors for p in rs)} | {startup} |"
             )
     text += ["", "### Before/after", "", "| measure | static batching (a*) | continuous (a) | after/before | better |", "| --- | ---: | ---: | ---: | --- |"]
 

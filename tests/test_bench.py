@@ -361,20 +361,6 @@ def test_continuous_section_reports_every_scenario_and_the_ratios() -> None:
     assert continuous_section([point("sentiment-1", "bentoml", 64, 1.0)], systems, ["sentiment-1"]) == []
 
 
-def test_repeatability_divides_out_the_machines_speed() -> None:
-    """Each run carries the machine's speed just before it: a run slow because the machine was slow is told apart."""
-    systems = [System("bentoml", "(a) continuous", cast(ServiceProcess, None), True), System("candidate", "(a*) static", cast(ServiceProcess, None), True)]
-    speeds = {1: 100.0, 2: 110.0, 3: 115.0, 4: 105.0, 5: 100.0}  # the bentoml runs' req/s follow the machine exactly
-    pts = [dataclasses.replace(p, machine=speeds[p.run]) if p.scenario.startswith("repeat-") else p for p in continuous_points()]
-    text = "\n".join(continuous_section(pts, systems, ["sentiment-1", "translate-1"]))
-    assert "| (a) continuous | running | 100, 110, 115, 105, 100 | 100 | 105 | 115 | 1.15x | 95%, 105%, 110%, 100%, 95% | 1.00x |" in text
-    assert "| (a*) static | running | 100, 60, 100, 100, 100 | 60 | 100 | 100 | 1.67x | 95%, 105%, 110%, 100%, 95% | 1.83x |" in text
-    running = continuous_targets(pts, ["sentiment-1"])[5]
-    assert running.measured == "115 / 100 req/s = **1.15x** (static batching: 1.67x); per machine speed 1.00x" and running.ok
-    unprobed = continuous_section(continuous_points(), systems, ["sentiment-1"])
-    assert any(row.startswith("| (a) continuous | running | 100, 110, 115, 105, 100 |") and "| 1.15x | - | - |" in row for row in unprobed)
-
-
 def test_together_drives_two_loads_at_once(server: ServiceProcess) -> None:
     """End to end, briefly: one-text sentiment and one-caption greedy translation at once, each load answered."""
     if not wrk.available():
@@ -383,9 +369,3 @@ def test_together_drives_two_loads_at_once(server: ServiceProcess) -> None:
     s, t = mixed.together([(f"{server.url}/sentiment", [json.dumps({"texts": [NEGATIVE]}).encode()], 2), (f"{server.url}/translate", short, 1)], 1.0)
     assert s.ok >= 2 and t.ok >= 1 and s.errors == t.errors == 0
     assert 0 < s.p50_ms <= s.p99_ms and 0 < t.p50_ms <= t.p99_ms
-
-
-def test_machine_probe_counts_loops_on_every_core() -> None:
-    from loadtests.machine import cpu_speed
-
-    assert cpu_speed(0.05, processes=2) > 0
