@@ -10,6 +10,10 @@ translator's static call (``forward``) on the 13-word benchmark sentence
 (greedy and beam 4) and on batches of captions, and the sentiment program on
 batches of reviews. The ratio own / oneDNN is what to read.
 
+Then, on PyTorch's own kernels, the translator with its weights in fp16 (as
+stored) against fp32 (as the service runs them on the CPU): a second copy of
+the program, called in turn.
+
 Answered on 6 December 2026 (docs/performance.md): the service now runs on
 PyTorch's own kernels (``models/torchscript.py``, ``use_native_lstm_kernels``).
 """
@@ -48,9 +52,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     tr = load_translation_model(device="cpu")
-    program = tr.program
 
-    def translate(texts: list[str], beam: int) -> Callable[[], object]:
+    def translate(texts: list[str], beam: int, program: torch.jit.ScriptModule = tr.program) -> Callable[[], object]:
         ids, lengths = pad([source_ids(tr.tok, t) for t in texts], "cpu")
         langs = torch.full((len(texts),), tr.tok.lang_ids["de"], dtype=torch.long)
         return lambda: program(ids, lengths, langs, beam)
@@ -65,6 +68,13 @@ def main() -> None:
         for n in (1, 8, 32, 128):
             texts = (REVIEWS * n)[:n]
             compare(f"sentiment {n} reviews", functools.partial(clf.predict, texts), args.seconds)
+
+        torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
+        half = load_translation_model(device="cpu").program.half()
+        for texts, beam in (([SENTENCE], 1), ([SENTENCE], 4), ((CAPTIONS * 8)[:8], 4), ((CAPTIONS * 32)[:32], 4)):
+            ms = alternate({"fp32": translate(texts, beam), "fp16": translate(texts, beam, half)}, args.seconds)
+            what = f"translate {len(texts)} text(s), beam {beam}"
+            print(f"{what:38s} fp32   {ms['fp32']:8.2f} ms   fp16 {ms['fp16']:8.2f} ms   fp16/fp32 {ms['fp16'] / ms['fp32']:.2f}", flush=True)
 
 
 if __name__ == "__main__":

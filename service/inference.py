@@ -192,9 +192,10 @@ class Translator:
 
 
 def translation_dtype(device: str, gpu_dtype: str = "float16") -> torch.dtype:
-    """The translator's weights are stored in fp16. On the CPU they decode in fp32 (fp16 LSTM kernels there are slow
-    or missing); on CUDA in ``gpu_dtype`` (``GPU_DTYPE``): fp16 as stored, or fp32. The search keeps its scores in
-    fp32 either way (``log_softmax`` of the logits cast to fp32, ``models/translation/search.py``)."""
+    """The translator's weights are stored in fp16. On the CPU they decode in fp32 (fp16 is faster for one greedy
+    sentence but 2.3-3x slower from 8 captions at beam 4: docs/performance.md); on CUDA in ``gpu_dtype``
+    (``GPU_DTYPE``): fp16 as stored, or fp32. The search keeps its scores in fp32 either way (``log_softmax`` of
+    the logits cast to fp32, ``models/translation/search.py``)."""
     if gpu_dtype not in ("float16", "float32"):
         raise ValueError(f"gpu_dtype must be float16 or float32, not {gpu_dtype!r}")
     return torch.float16 if device.startswith("cuda") and gpu_dtype == "float16" else torch.float32
